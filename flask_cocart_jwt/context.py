@@ -1,0 +1,141 @@
+"""Request helpers: reading the access token and what it says.
+
+The verified claims and the loaded user of the current request are kept under
+``g._cocart_jwt``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import g, has_request_context, request
+from werkzeug.local import LocalProxy
+
+from .exceptions import (
+    FreshTokenRequired,
+    InvalidToken,
+    MissingToken,
+    SessionRevoked,
+    UserNotFound,
+)
+from .state import AppState, current_extension
+from .tokens import decode_access_token
+
+_G_KEY = "_cocart_jwt"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuth:
+    """The verified access token of a request, and its user."""
+
+    claims: dict[str, Any]
+    user: Any = None
+
+
+def access_token_from_request(state: AppState) -> str | None:
+    """The access token of the current request, or ``None`` if none was sent.
+
+    A header with another scheme (e.g. ``Basic``) counts as no token; a
+    ``Bearer`` header with nothing after it is an invalid token.
+    """
+    settings = state.settings
+    value = request.headers.get(settings.header_name)
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != settings.header_type.lower():
+        return None
+    token = token.strip()
+    if not token:
+        raise InvalidToken
+    return token
+
+
+def verify_access_token(token: str, state: AppState) -> dict[str, Any]:
+    """Verify ``token`` and check that its session is not revoked."""
+    claims = decode_access_token(token, state.settings, time.time())
+    if state.revocations is not None and state.revocations.is_revoked(claims["sid"]):
+        raise SessionRevoked
+    return claims
+
+
+def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[str, Any] | None:
+    """Verify the request's access token and make it available to the view.
+
+    Called by :func:`~flask_cocart_jwt.jwt_required`; call it yourself where
+    a decorator does not fit (e.g. in ``before_request``).
+
+    :param optional: let a request without a token through (an invalid token
+        is still refused); the helpers then return ``None``.
+    :param fresh: require a token issued by a login, not by a refresh.
+    :returns: the claims, or ``None`` when ``optional`` and no token was sent.
+    :raises AuthError: the request is refused (renders as a JSON 401).
+    """
+    ext, state = current_extension()
+    token = access_token_from_request(state)
+    if token is None:
+        if optional:
+            setattr(g, _G_KEY, None)
+            return None
+        raise MissingToken
+    claims = verify_access_token(token, state)
+    if fresh and claims.get("fresh") is not True:
+        raise FreshTokenRequired
+    user = None
+    if ext._user_loader is not None:
+        user = ext._user_loader(claims["sub"])
+        if user is None:
+            raise UserNotFound
+    setattr(g, _G_KEY, RequestAuth(claims, user))
+    return claims
+
+
+def _request_auth() -> RequestAuth | None:
+    if not has_request_context():
+        raise RuntimeError("Flask-CoCart-JWT's helpers need a request context.")
+    auth: RequestAuth | None = g.get(_G_KEY)
+    return auth
+
+
+def get_jwt() -> dict[str, Any]:
+    """The claims of the current request's access token.
+
+    An empty dict when the view is ``optional`` and no token was sent.
+
+    :raises RuntimeError: the view is not protected by ``jwt_required`` and
+        ``verify_jwt_in_request`` was not called.
+    """
+    if _G_KEY not in g:
+        raise RuntimeError(
+            "get_jwt() was called on a view that is not protected. "
+            "Decorate it with @jwt_required or call verify_jwt_in_request() first."
+        )
+    auth = _request_auth()
+    return dict(auth.claims) if auth is not None else {}
+
+
+def get_jwt_identity() -> str | None:
+    """The identity (``sub``) of the current request's token, or ``None``."""
+    auth = _request_auth()
+    return auth.claims["sub"] if auth is not None else None
+
+
+def get_current_user() -> Any:
+    """The user loaded by ``user_loader`` for the current token, or ``None``.
+
+    :raises RuntimeError: a token was verified but no ``user_loader`` is set.
+    """
+    auth = _request_auth()
+    if auth is None:
+        return None
+    if auth.user is None:
+        raise RuntimeError(
+            "current_user needs a user loader. Register one with @cocart_jwt.user_loader."
+        )
+    return auth.user
+
+
+#: A proxy to :func:`get_current_user` for the current request.
+current_user: Any = LocalProxy(get_current_user)

@@ -1,0 +1,171 @@
+"""The exceptions of Flask-CoCart-JWT.
+
+:class:`CoCartJWTError` is the root of everything the extension raises on
+purpose. :class:`ConfigurationError` is raised at start-up (``init_app``) and
+:class:`AuthError` and its subclasses are raised while handling a request; each
+knows its HTTP status and error code and renders as the JSON body of the
+contract::
+
+    {"error": "<code>", "message": "<sentence>"}
+
+The messages are fixed sentences: they never echo a token nor say which
+internal check failed beyond the error code.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CoCartJWTError(Exception):
+    """Root of all exceptions raised by Flask-CoCart-JWT."""
+
+
+class ConfigurationError(CoCartJWTError):
+    """The extension is configured wrongly.
+
+    Raised by :meth:`~flask_cocart_jwt.CoCartJWT.init_app` so that a typo, a
+    weak key or an unsupported algorithm fails at start-up instead of at the
+    first request. The message says how to fix it.
+    """
+
+
+class AuthError(CoCartJWTError):
+    """A request was refused. Renders as the contract's JSON error.
+
+    :param message: overrides the default sentence of the error code. Never
+        put a token or secret in it.
+    :param retry_after: seconds the client should wait, sent as
+        ``Retry-After`` (rate limits and unavailable services).
+    """
+
+    status_code: ClassVar[int] = 401
+    error: ClassVar[str] = "invalid_token"
+    default_message: ClassVar[str] = "The request could not be authenticated."
+    #: Whether the client sent a credential with the request; a 401 then
+    #: carries ``error="invalid_token"`` in ``WWW-Authenticate``.
+    token_sent: ClassVar[bool] = True
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None):
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(error={self.error!r}, message={self.message!r})"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers that go with this error."""
+        headers: dict[str, str] = {}
+        if self.status_code == 401:
+            if self.token_sent:
+                headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            else:
+                headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON body of the error."""
+        return {"error": self.error, "message": self.message}
+
+
+class InvalidRequest(AuthError):
+    """Malformed JSON, a missing or ill-typed field, or oversized input."""
+
+    status_code = 400
+    error = "invalid_request"
+    default_message = "The request body is malformed or a field is missing or invalid."
+
+
+class InvalidCredentials(AuthError):
+    """Login failed. The same answer for an unknown user and a wrong password."""
+
+    error = "invalid_credentials"
+    default_message = "The username or password is incorrect."
+    token_sent = False
+
+
+class MissingToken(AuthError):
+    """A protected view was called without an access token."""
+
+    error = "missing_token"
+    default_message = "An access token is required."
+    token_sent = False
+
+
+class InvalidToken(AuthError):
+    """The access token is malformed, forged, of the wrong type or audience."""
+
+    error = "invalid_token"
+    default_message = "The access token is invalid."
+
+
+class TokenExpired(AuthError):
+    """The access token is past its ``exp``."""
+
+    error = "token_expired"
+    default_message = "The access token has expired."
+
+
+class SessionRevoked(AuthError):
+    """The access token belongs to a revoked session."""
+
+    error = "session_revoked"
+    default_message = "The session of this access token has been revoked."
+
+
+class FreshTokenRequired(AuthError):
+    """A ``fresh=True`` view was called with a token obtained by refresh."""
+
+    error = "fresh_token_required"
+    default_message = "This action requires a fresh login."
+
+
+class UserNotFound(AuthError):
+    """The ``user_loader`` callback returned ``None`` for the token's identity."""
+
+    error = "user_not_found"
+    default_message = "The user of this token no longer exists."
+
+
+class InvalidRefreshToken(AuthError):
+    """The refresh token is unknown, malformed, revoked or of another session."""
+
+    error = "invalid_refresh_token"
+    default_message = "The refresh token is invalid."
+
+
+class RefreshTokenExpired(AuthError):
+    """The refresh token or its session is past expiry."""
+
+    error = "refresh_token_expired"
+    default_message = "The refresh token has expired."
+
+
+class RefreshTokenReused(AuthError):
+    """A consumed refresh token was replayed; its session is now revoked."""
+
+    error = "refresh_token_reused"
+    default_message = "The refresh token was already used; the session has been revoked."
+
+
+class RateLimited(AuthError):
+    """A rate limit was exceeded."""
+
+    status_code = 429
+    error = "rate_limited"
+    default_message = "Too many requests. Try again later."
+
+
+class ServiceUnavailable(AuthError):
+    """The database or the rate-limit storage cannot be reached."""
+
+    status_code = 503
+    error = "service_unavailable"
+    default_message = "The service is temporarily unavailable. Try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = 5):
+        super().__init__(message, retry_after=retry_after)

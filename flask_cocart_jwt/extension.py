@@ -1,0 +1,420 @@
+"""The :class:`CoCartJWT` extension: ``init_app``, callbacks and the Python API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from weakref import WeakKeyDictionary
+
+from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from sqlalchemy import MetaData
+
+from . import signals
+from .config import load_settings
+from .exceptions import AuthError, ConfigurationError, InvalidRefreshToken, UserNotFound
+from .keys import b64url
+from .models import define_tables
+from .records import SessionInfo, TokenPair
+from .revocation import RevocationView
+from .state import EXTENSION_KEY, AppState, current_extension
+from .store import RefreshContext, Store, embedded_engine, looks_like_refresh_token
+from .tokens import encode_access_token
+from .views import create_blueprint
+from .watch import watch_model
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds added to the revocation view's memory for clock skew between hosts.
+_CLOCK_SKEW = 60
+
+
+def default_identity(user: Any) -> str:
+    """The default ``user_identity_loader``: ``str(user.id)``, else ``str(user)``."""
+    identity = getattr(user, "id", None)
+    return str(identity if identity is not None else user)
+
+
+def default_error_response(error: AuthError) -> Response:
+    """The default ``error_response_loader``: the contract's JSON error."""
+    response = jsonify(error.to_dict())
+    response.status_code = error.status_code
+    response.headers.update(error.headers)
+    return response
+
+
+class CoCartJWT:
+    """Dual-token JWT authentication for a Flask app.
+
+    ::
+
+        cocart_jwt = CoCartJWT()
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["COCART_JWT_SECRET_KEY"] = os.environ["JWT_SECRET"]
+            cocart_jwt.init_app(app)
+            return app
+
+    :param app: initialise on this app at once.
+    :param db: the app's ``flask_sqlalchemy.SQLAlchemy``; the token tables
+        join its metadata. Without it the extension keeps its own database
+        (``COCART_JWT_DATABASE_URI``, default an SQLite file in the instance
+        folder) and creates its tables on first use.
+    :param limiter: a ``flask_limiter.Limiter`` to count with; without it the
+        extension uses one of its own, isolated from the app's other limits.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: SQLAlchemy | None = None,
+        limiter: Any = None,
+    ) -> None:
+        self.db = db
+        self.limiter = limiter
+        self._metadata = MetaData()
+        self._states: WeakKeyDictionary[Flask, AppState] = WeakKeyDictionary()
+        self._credentials_checker: Callable[[str, str], Any] | None = None
+        self._user_identity_loader: Callable[[Any], str] = default_identity
+        self._user_loader: Callable[[str], Any] | None = None
+        self._additional_claims_loader: Callable[[Any], dict[str, Any]] | None = None
+        self._login_response_loader: Callable[[Any], dict[str, Any]] | None = None
+        self._error_response_loader: Callable[[AuthError], Response] = default_error_response
+        if app is not None:
+            self.init_app(app)
+
+    # -- setup -----------------------------------------------------------
+
+    def init_app(self, app: Flask) -> None:
+        """Validate the app's configuration and register the token routes.
+
+        :raises ConfigurationError: an unknown ``COCART_JWT_*`` key, a missing
+            or weak key, an unsupported algorithm, or a second call for the
+            same app.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise ConfigurationError(
+                "Flask-CoCart-JWT is already initialised on this app. "
+                "Call init_app(app) once per app."
+            )
+        settings = load_settings(app.config, app.instance_path)
+        if self.db is not None:
+            if app.config.get("COCART_JWT_DATABASE_URI") is not None:
+                raise ConfigurationError(
+                    "COCART_JWT_DATABASE_URI is set but a db was given to CoCartJWT; "
+                    "the token tables live in that db. Remove one of the two."
+                )
+            store = Store(define_tables(self.db.metadata), _engine_of(self.db, app))
+        else:
+            uri = settings.database_uri
+            store = Store(
+                define_tables(self._metadata),
+                lambda: embedded_engine(uri),
+                create_tables=True,
+            )
+        revocations = None
+        if settings.revocation_check:
+            relevance = settings.access_token_expires + settings.leeway + _CLOCK_SKEW
+            revocations = RevocationView(store, relevance)
+        state = AppState(settings, store, revocations)
+        self._states[app] = state
+        app.extensions[EXTENSION_KEY] = self
+        app.register_error_handler(AuthError, self._handle_auth_error)
+        app.register_blueprint(create_blueprint(), url_prefix=settings.url_prefix or None)
+
+    def _handle_auth_error(self, error: AuthError) -> Response:
+        return self._error_response_loader(error)
+
+    # -- callbacks -------------------------------------------------------
+
+    def credentials_checker(self, f: F) -> F:
+        """Register ``f(username, password) -> user | None`` for ``POST /login``.
+
+        Return ``None`` for an unknown user and for a wrong password alike, and
+        take the same time for both (hash a dummy password for unknown users).
+        """
+        self._credentials_checker = f
+        return f
+
+    def register_credentials_checker(self, f: Callable[[str, str], Any]) -> None:
+        """Plain-method twin of :meth:`credentials_checker`."""
+        self._credentials_checker = f
+
+    def user_identity_loader(self, f: F) -> F:
+        """Register ``f(user) -> str``, the token identity (``sub``) of a user.
+
+        The default is ``str(user.id)``, else ``str(user)``.
+        """
+        self._user_identity_loader = f
+        return f
+
+    def register_user_identity_loader(self, f: Callable[[Any], str]) -> None:
+        """Plain-method twin of :meth:`user_identity_loader`."""
+        self._user_identity_loader = f
+
+    def user_loader(self, f: F) -> F:
+        """Register ``f(identity) -> user | None``, which backs ``current_user``.
+
+        When set, a ``None`` result refuses the token (``user_not_found``) on
+        protected views and on refresh.
+        """
+        self._user_loader = f
+        return f
+
+    def register_user_loader(self, f: Callable[[str], Any]) -> None:
+        """Plain-method twin of :meth:`user_loader`."""
+        self._user_loader = f
+
+    def additional_claims_loader(self, f: F) -> F:
+        """Register ``f(user) -> dict`` of extra access-token claims.
+
+        Reserved claims (``sub``, ``exp``, ``sid``...) cannot be overridden. On
+        refresh, ``user`` is what ``user_loader`` returns, or the identity
+        string when there is no user loader.
+        """
+        self._additional_claims_loader = f
+        return f
+
+    def register_additional_claims_loader(self, f: Callable[[Any], dict[str, Any]]) -> None:
+        """Plain-method twin of :meth:`additional_claims_loader`."""
+        self._additional_claims_loader = f
+
+    def login_response_loader(self, f: F) -> F:
+        """Register ``f(user) -> dict`` of extra fields for the login response."""
+        self._login_response_loader = f
+        return f
+
+    def register_login_response_loader(self, f: Callable[[Any], dict[str, Any]]) -> None:
+        """Plain-method twin of :meth:`login_response_loader`."""
+        self._login_response_loader = f
+
+    def error_response_loader(self, f: F) -> F:
+        """Register ``f(error: AuthError) -> Response`` to render errors your way."""
+        self._error_response_loader = f
+        return f
+
+    def register_error_response_loader(self, f: Callable[[AuthError], Response]) -> None:
+        """Plain-method twin of :meth:`error_response_loader`."""
+        self._error_response_loader = f
+
+    # -- issuing and refreshing -------------------------------------------
+
+    def _identity(self, user: Any) -> str:
+        identity = self._user_identity_loader(user)
+        if not isinstance(identity, str) or not identity or len(identity) > 255:
+            raise TypeError("user_identity_loader must return a non-empty str of <= 255 chars.")
+        return identity
+
+    def _access_token(
+        self,
+        state: AppState,
+        user: Any,
+        identity: str,
+        session_id: str,
+        fresh: bool,
+        now: int,
+    ) -> str:
+        claims = self._additional_claims_loader(user) if self._additional_claims_loader else None
+        token, _ = encode_access_token(
+            state.settings,
+            identity=identity,
+            session_id=session_id,
+            fresh=fresh,
+            now=now,
+            additional_claims=claims,
+        )
+        return token
+
+    def issue_tokens(self, user: Any, *, fresh: bool = True) -> TokenPair:
+        """Open a session for ``user`` and return its first token pair.
+
+        This is what ``POST /login`` does after the credentials check; use it
+        after a sign-up or a third-party login.
+
+        :param fresh: mark the access token as fresh (straight from a login).
+        """
+        _, state = current_extension()
+        settings = state.settings
+        identity = self._identity(user)
+        now = int(time.time())
+        in_request = has_request_context()
+        session_id, refresh, refresh_expires, evicted = state.store.create_session(
+            identity,
+            now=now,
+            max_age=settings.session_max_age,
+            idle_seconds=settings.refresh_token_expires,
+            ip=request.remote_addr if in_request else None,
+            user_agent=request.user_agent.string if in_request else None,
+            max_sessions=settings.max_sessions_per_user,
+        )
+        if evicted:
+            self._revoked(state, evicted, "max_sessions", now)
+        access = self._access_token(state, user, identity, session_id, fresh, now)
+        signals.tokens_issued.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            identity=identity,
+            session_id=session_id,
+        )
+        return TokenPair(
+            access_token=access,
+            expires_in=settings.access_token_expires,
+            refresh_token=refresh,
+            refresh_token_expires_in=refresh_expires - now,
+            session_id=session_id,
+        )
+
+    def refresh(self, refresh_token: object) -> TokenPair:
+        """Rotate ``refresh_token`` and return the new pair (``POST /refresh-token``).
+
+        :raises AuthError: ``invalid_refresh_token``, ``refresh_token_expired``,
+            ``refresh_token_reused`` or ``user_not_found``.
+        """
+        if not looks_like_refresh_token(refresh_token):
+            raise InvalidRefreshToken
+        assert isinstance(refresh_token, str)
+        _, state = current_extension()
+        settings = state.settings
+        now = int(time.time())
+        successor = "rt_" + b64url(
+            settings.keyring.derive("refresh-successor", refresh_token.encode())
+        )
+        users: dict[str, Any] = {}
+
+        def check_user(identity: str) -> None:
+            if self._user_loader is not None:
+                users[identity] = self._user_loader(identity)
+                if users[identity] is None:
+                    raise UserNotFound
+
+        def on_reuse(session_id: str, identity: str) -> None:
+            self._revoked(state, [session_id], "refresh_token_reused", now)
+            signals.refresh_token_reused.send(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                identity=identity,
+                session_id=session_id,
+            )
+
+        ctx = RefreshContext(
+            now=now,
+            idle_seconds=settings.refresh_token_expires,
+            reuse_interval=settings.refresh_reuse_interval,
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+            bind_ip=settings.bind_ip,
+            bind_user_agent=settings.bind_user_agent,
+        )
+        rotation = state.store.rotate(refresh_token, successor, ctx, on_reuse, check_user)
+        user = users.get(rotation.identity, rotation.identity)
+        access = self._access_token(state, user, rotation.identity, rotation.session_id, False, now)
+        signals.token_refreshed.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            identity=rotation.identity,
+            session_id=rotation.session_id,
+            rotated=rotation.rotated,
+        )
+        return TokenPair(
+            access_token=access,
+            expires_in=settings.access_token_expires,
+            refresh_token=rotation.refresh_token,
+            refresh_token_expires_in=rotation.refresh_expires_at - now,
+            session_id=rotation.session_id,
+        )
+
+    # -- revocation --------------------------------------------------------
+
+    def _revoked(self, state: AppState, session_ids: list[str], reason: str, now: int) -> None:
+        if state.revocations is not None:
+            state.revocations.add(session_ids, now)
+        signals.session_revoked.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            session_ids=session_ids,
+            reason=reason,
+        )
+
+    def revoke_session(
+        self, session_id: str, reason: str = "revoked", *, identity: str | None = None
+    ) -> bool:
+        """Revoke one session: its refresh tokens and its access tokens.
+
+        :param identity: only revoke if the session belongs to this user.
+        :returns: whether a live session was revoked.
+        """
+        _, state = current_extension()
+        now = int(time.time())
+        done = state.store.revoke_session(session_id, reason, now=now, identity=identity)
+        if done:
+            self._revoked(state, [session_id], reason, now)
+        return done
+
+    def revoke_user(self, identity: str, reason: str = "revoked") -> int:
+        """Revoke every session of ``identity`` (log out everywhere).
+
+        :returns: the number of sessions revoked.
+        """
+        _, state = current_extension()
+        now = int(time.time())
+        ids = state.store.revoke_user(identity, reason, now=now)
+        if ids:
+            self._revoked(state, ids, reason, now)
+        return len(ids)
+
+    def revoke_refresh_token(self, token: str, *, identity: str | None = None) -> bool:
+        """Revoke the session of a refresh token (log out).
+
+        :param identity: only revoke if the token belongs to this user.
+        :returns: whether a live session was revoked; ``False`` for an unknown
+            or malformed token.
+        """
+        if not looks_like_refresh_token(token):
+            return False
+        _, state = current_extension()
+        found = state.store.session_of_refresh_token(token)
+        if found is None or (identity is not None and found[1] != identity):
+            return False
+        return self.revoke_session(found[0], "logout")
+
+    def list_sessions(self, identity: str) -> list[SessionInfo]:
+        """The live sessions of ``identity``, newest first."""
+        _, state = current_extension()
+        return state.store.list_sessions(identity, now=int(time.time()))
+
+    def purge_expired(self, *, batch_size: int = 1000) -> int:
+        """Delete sessions past their absolute expiry, with their refresh tokens.
+
+        Run it from a scheduled job (``flask jwt purge``).
+
+        :returns: the number of sessions deleted.
+        """
+        _, state = current_extension()
+        return state.store.purge_expired(now=int(time.time()), batch_size=batch_size)
+
+    def watch_user_model(
+        self,
+        model: type[Any],
+        *,
+        identity_attr: str = "id",
+        revoke_on: tuple[str, ...] = ("password_hash", "email"),
+        revoke_on_delete: bool = True,
+    ) -> None:
+        """Revoke a user's sessions when watched columns change or the row is deleted.
+
+        :param model: the user's SQLAlchemy model class.
+        :param identity_attr: the attribute whose ``str()`` is the identity.
+        :param revoke_on: the attributes whose change logs the user out
+            everywhere (password, email).
+        :param revoke_on_delete: also revoke when the row is deleted.
+        """
+        watch_model(self, model, identity_attr, revoke_on, revoke_on_delete)
+
+
+def _engine_of(db: SQLAlchemy, app: Flask) -> Callable[[], Any]:
+    def engine() -> Any:
+        with app.app_context():
+            return db.engine
+
+    return engine

@@ -1,0 +1,80 @@
+"""The token tables: sessions (refresh-token families) and refresh tokens.
+
+The tables are SQLAlchemy Core tables defined on a ``MetaData``: the user's
+``db.metadata`` when the extension is given a Flask-SQLAlchemy ``db`` (so that
+``db.create_all()`` and Flask-Migrate see them), else a metadata of the
+extension's own. Core tables rather than declarative models let one
+definition join any number of ``db`` objects, and keep the conditional
+updates that make rotation atomic explicit.
+
+Times are integer Unix seconds. Refresh tokens are stored as the SHA-256 of
+the token only; the token itself is never written anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+SESSIONS_TABLE = "cocart_jwt_sessions"
+REFRESH_TOKENS_TABLE = "cocart_jwt_refresh_tokens"
+
+_Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The two token tables of one ``MetaData``."""
+
+    sessions: Table
+    refresh_tokens: Table
+
+
+def define_tables(metadata: MetaData) -> Tables:
+    """Add the token tables to ``metadata`` (once) and return them."""
+    if SESSIONS_TABLE in metadata.tables:
+        return Tables(metadata.tables[SESSIONS_TABLE], metadata.tables[REFRESH_TOKENS_TABLE])
+    sessions = Table(
+        SESSIONS_TABLE,
+        metadata,
+        Column("id", String(32), primary_key=True),
+        Column("identity", String(255), nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("last_used_at", BigInteger, nullable=False),
+        Column("expires_at", BigInteger, nullable=False),
+        Column("revoked_at", BigInteger, nullable=True),
+        Column("revoked_reason", String(64), nullable=True),
+        Column("ip", String(45), nullable=True),
+        Column("user_agent", String(255), nullable=True),
+        Index("ix_cocart_jwt_sessions_identity", "identity", "created_at"),
+        Index("ix_cocart_jwt_sessions_revoked_at", "revoked_at"),
+        Index("ix_cocart_jwt_sessions_expires_at", "expires_at"),
+    )
+    refresh_tokens = Table(
+        REFRESH_TOKENS_TABLE,
+        metadata,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("token_hash", String(64), nullable=False, unique=True),
+        Column(
+            "session_id",
+            String(32),
+            ForeignKey(f"{SESSIONS_TABLE}.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("parent_id", _Id, nullable=True),
+        Column("created_at", BigInteger, nullable=False),
+        Column("expires_at", BigInteger, nullable=False),
+        Column("used_at", BigInteger, nullable=True),
+        Index("ix_cocart_jwt_refresh_tokens_session_id", "session_id"),
+    )
+    return Tables(sessions, refresh_tokens)

@@ -1,0 +1,130 @@
+"""The in-process view of revoked sessions behind the access-token revocation check.
+
+Looking a session up in the database on every request would cost a query per
+request. Instead each worker process keeps the set of sessions revoked
+recently enough to still have live access tokens (within the access-token
+lifetime plus leeway), and a daemon thread refreshes it from the database
+every :attr:`RevocationView.poll_interval` seconds. A revocation made in the
+same process is visible at once; one made by another process or host is seen
+within about one poll interval (the documented bound is 1 second).
+
+If the database cannot be read for longer than :attr:`RevocationView.max_staleness`
+seconds, protected views answer 503 ``service_unavailable`` rather than let a
+revoked token through.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+
+from .exceptions import ServiceUnavailable
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class RevocationView:
+    """The revoked sessions one process knows of, kept fresh in the background.
+
+    :param store: where revocations are recorded.
+    :param relevance: seconds after its revocation that a session can still
+        have unexpired access tokens (access lifetime + leeway + clock skew).
+    """
+
+    #: Seconds between two polls of the database.
+    poll_interval: float = 0.5
+    #: Polls re-read this many seconds before the newest revocation seen, to
+    #: catch transactions that committed late.
+    overlap: int = 60
+    #: Seconds without a successful poll before requests are refused.
+    max_staleness: float = 30.0
+
+    def __init__(self, store: Store, relevance: int) -> None:
+        self._store = store
+        self._relevance = relevance
+        self._revoked: dict[str, int] = {}
+        self._watermark = 0
+        self._synced_at = 0.0
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._merge_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def is_revoked(self, session_id: str) -> bool:
+        """Whether ``session_id`` is revoked, as far as this process knows.
+
+        :raises ServiceUnavailable: the view could not be loaded, or is stale.
+        """
+        if self._pid != os.getpid():
+            self._start()
+        if time.monotonic() - self._synced_at > self.max_staleness:
+            self._sync_or_fail()
+        return session_id in self._revoked
+
+    def add(self, session_ids: list[str], revoked_at: int) -> None:
+        """Record revocations made by this process, effective at once."""
+        with self._merge_lock:
+            for session_id in session_ids:
+                self._revoked[session_id] = revoked_at
+
+    def close(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+
+    def sync(self) -> None:
+        """Read new revocations from the database and forget old ones."""
+        now = int(time.time())
+        rows = self._store.revoked_since(max(0, self._watermark - self.overlap))
+        horizon = now - self._relevance
+        with self._merge_lock:
+            revoked = {sid: at for sid, at in self._revoked.items() if at >= horizon}
+            for sid, at in rows:
+                if at >= horizon:
+                    revoked[sid] = at
+                self._watermark = max(self._watermark, at)
+            self._revoked = revoked
+        self._synced_at = time.monotonic()
+
+    def _sync_or_fail(self) -> None:
+        try:
+            self.sync()
+        except ServiceUnavailable:
+            raise
+        except Exception as exc:  # pragma: no cover - defensive
+            raise ServiceUnavailable from exc
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # First use in this process (or after a fork): load synchronously,
+            # then keep fresh in the background.
+            self._revoked, self._synced_at = {}, 0.0
+            self._watermark = int(time.time()) - self._relevance
+            self._sync_or_fail()
+            self._stop = threading.Event()
+            thread = threading.Thread(
+                target=_poll,
+                args=(weakref.ref(self), self._stop, self.poll_interval),
+                name="cocart-jwt-revocations",
+                daemon=True,
+            )
+            thread.start()
+            self._pid = os.getpid()
+
+
+def _poll(ref: weakref.ref[RevocationView], stop: threading.Event, interval: float) -> None:
+    """Refresh a view until it is stopped or garbage-collected."""
+    while not stop.wait(interval):
+        view = ref()
+        if view is None:
+            return
+        try:
+            view.sync()
+        except Exception:  # keep polling; staleness is enforced per request
+            logger.warning("Could not refresh the revoked sessions", exc_info=True)
+        del view

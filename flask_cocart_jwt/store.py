@@ -1,0 +1,463 @@
+"""The session and refresh-token store: the only module that touches the database.
+
+Every write is one short transaction on a connection of its own, so that the
+extension never commits (or rolls back) the user's ``db.session``. Rotation
+consumes the presented token with a conditional ``UPDATE ... WHERE used_at IS
+NULL`` in the same transaction that inserts its successor: whatever the number
+of concurrent uses, exactly one sees ``rowcount == 1``, on SQLite, PostgreSQL
+and MariaDB alike.
+
+Connection failures become :class:`~flask_cocart_jwt.exceptions.ServiceUnavailable`
+(503) here and only here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import StaticPool
+
+from .exceptions import (
+    InvalidRefreshToken,
+    RefreshTokenExpired,
+    RefreshTokenReused,
+    ServiceUnavailable,
+)
+from .models import Tables
+from .records import SessionInfo
+
+REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105
+#: The longest refresh token accepted before any work is done.
+MAX_REFRESH_TOKEN_CHARS = 256
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+def hash_refresh_token(token: str) -> str:
+    """The stored form of a refresh token: SHA-256, hex.
+
+    A fast hash is right here: the token carries 256 random bits, so there is
+    nothing to brute-force, and the hash is the lookup key.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_refresh_token() -> str:
+    """A new random refresh token (256 bits)."""
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def looks_like_refresh_token(token: object) -> bool:
+    """Whether ``token`` has the shape of a refresh token (cheap pre-check)."""
+    return (
+        isinstance(token, str)
+        and token.startswith(REFRESH_TOKEN_PREFIX)
+        and 16 < len(token) <= MAX_REFRESH_TOKEN_CHARS
+        and token.isascii()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """The outcome of a successful refresh."""
+
+    identity: str
+    session_id: str
+    refresh_token: str
+    refresh_expires_at: int
+    #: ``False`` when a retry inside the reuse interval got the same successor.
+    rotated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshContext:
+    """What the store needs to know about a refresh request."""
+
+    now: int
+    idle_seconds: int
+    reuse_interval: int
+    ip: str | None = None
+    user_agent: str | None = None
+    bind_ip: bool = False
+    bind_user_agent: bool = False
+
+
+class Store:
+    """Sessions and refresh tokens of one app.
+
+    :param tables: the token tables.
+    :param engine_getter: returns the engine to use; called once per process.
+    :param create_tables: create the tables on first use (the embedded default).
+    """
+
+    def __init__(
+        self,
+        tables: Tables,
+        engine_getter: Callable[[], Engine],
+        *,
+        create_tables: bool = False,
+    ) -> None:
+        self.tables = tables
+        self._engine_getter = engine_getter
+        self._create_tables = create_tables
+        self._engine: Engine | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, created (and the tables with it) on first use."""
+        engine = self._engine
+        if engine is not None and self._pid == os.getpid():
+            return engine
+        with self._lock:
+            if self._engine is None or self._pid != os.getpid():
+                if self._engine is not None:
+                    # A forked worker must not reuse its parent's connections.
+                    self._engine.dispose(close=False)
+                engine = self._engine_getter()
+                if self._create_tables:
+                    with self._guard():
+                        self.tables.sessions.metadata.create_all(engine)
+                self._engine, self._pid = engine, os.getpid()
+            return self._engine
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            raise ServiceUnavailable from exc
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction on a connection of the extension's own."""
+        with self._guard(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads."""
+        with self._guard(), self.engine.connect() as conn:
+            yield conn
+
+    # -- sessions --------------------------------------------------------
+
+    def create_session(
+        self,
+        identity: str,
+        *,
+        now: int,
+        max_age: int,
+        idle_seconds: int,
+        ip: str | None,
+        user_agent: str | None,
+        max_sessions: int | None = None,
+    ) -> tuple[str, str, int, list[str]]:
+        """Open a session with its first refresh token.
+
+        :returns: the session id, the refresh token, its expiry, and the ids of
+            older sessions revoked to respect ``max_sessions``.
+        """
+        s, t = self.tables.sessions, self.tables.refresh_tokens
+        session_id = secrets.token_urlsafe(16)
+        token = new_refresh_token()
+        expires_at = now + max_age
+        token_expires = min(now + idle_seconds, expires_at)
+        evicted: list[str] = []
+        with self.begin() as conn:
+            conn.execute(
+                insert(s).values(
+                    id=session_id,
+                    identity=identity,
+                    created_at=now,
+                    last_used_at=now,
+                    expires_at=expires_at,
+                    ip=ip[:45] if ip else None,
+                    user_agent=user_agent[:255] if user_agent else None,
+                )
+            )
+            conn.execute(
+                insert(t).values(
+                    token_hash=hash_refresh_token(token),
+                    session_id=session_id,
+                    created_at=now,
+                    expires_at=token_expires,
+                )
+            )
+            if max_sessions is not None:
+                rows = conn.execute(
+                    select(s.c.id)
+                    .where(_live(s, identity, now))
+                    .order_by(s.c.created_at.desc(), s.c.id)
+                    .offset(max_sessions)
+                ).all()
+                evicted = [r.id for r in rows if r.id != session_id]
+                if evicted:
+                    conn.execute(_revoke(s, now, "max_sessions").where(s.c.id.in_(evicted)))
+        return session_id, token, token_expires, evicted
+
+    def rotate(
+        self,
+        token: str,
+        successor: str,
+        ctx: RefreshContext,
+        on_reuse: Callable[[str, str], None],
+        check_identity: Callable[[str], None] | None = None,
+    ) -> Rotation:
+        """Consume ``token`` and issue ``successor`` in its session.
+
+        :param successor: the successor token, derived from ``token`` by the
+            caller so that a retry inside the reuse interval gets it again.
+        :param on_reuse: called with ``(session_id, identity)`` after a replay
+            revoked a session.
+        :param check_identity: called with the identity before anything is
+            consumed; raise to refuse the refresh (e.g. the user is gone).
+        :raises InvalidRefreshToken: unknown token, revoked session, binding
+            mismatch.
+        :raises RefreshTokenExpired: the token or its session is past expiry.
+        :raises RefreshTokenReused: a consumed token was replayed; the session
+            is now revoked.
+        """
+        row = self._token_row(token)
+        if row.used_at is None:
+            self._check_usable(row, ctx)
+            if check_identity is not None:
+                check_identity(row.identity)
+            rotation = self._consume(row, successor, ctx)
+            if rotation is not None:
+                return rotation
+            row = self._token_row(token)  # lost a race: now consumed
+        retry = self._retry(row, successor, ctx)
+        if retry is None:
+            if self.revoke_session(row.session_id, "refresh_token_reused", now=ctx.now):
+                on_reuse(row.session_id, row.identity)
+            raise RefreshTokenReused
+        if check_identity is not None:
+            check_identity(row.identity)
+        return retry
+
+    def _token_row(self, token: str) -> Any:
+        s, t = self.tables.sessions, self.tables.refresh_tokens
+        query = (
+            select(
+                t.c.id,
+                t.c.session_id,
+                t.c.expires_at,
+                t.c.used_at,
+                s.c.identity,
+                s.c.expires_at.label("session_expires_at"),
+                s.c.revoked_at,
+                s.c.ip,
+                s.c.user_agent,
+            )
+            .join(s, s.c.id == t.c.session_id)
+            .where(t.c.token_hash == hash_refresh_token(token))
+        )
+        with self.read() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.revoked_at is not None:
+            raise InvalidRefreshToken
+        return row
+
+    @staticmethod
+    def _check_usable(row: Any, ctx: RefreshContext) -> None:
+        if row.expires_at <= ctx.now or row.session_expires_at <= ctx.now:
+            raise RefreshTokenExpired
+        if (ctx.bind_ip and row.ip != (ctx.ip or None)) or (
+            ctx.bind_user_agent and row.user_agent != ((ctx.user_agent or "")[:255] or None)
+        ):
+            raise InvalidRefreshToken
+
+    def _consume(self, row: Any, successor: str, ctx: RefreshContext) -> Rotation | None:
+        s, t = self.tables.sessions, self.tables.refresh_tokens
+        expires_at = min(ctx.now + ctx.idle_seconds, row.session_expires_at)
+        with self.begin() as conn:
+            consumed = conn.execute(
+                update(t).where(t.c.id == row.id, t.c.used_at.is_(None)).values(used_at=ctx.now)
+            )
+            if consumed.rowcount != 1:
+                return None
+            touched = conn.execute(
+                update(s)
+                .where(s.c.id == row.session_id, s.c.revoked_at.is_(None))
+                .values(last_used_at=ctx.now)
+            )
+            if touched.rowcount != 1:
+                raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
+            conn.execute(
+                insert(t).values(
+                    token_hash=hash_refresh_token(successor),
+                    session_id=row.session_id,
+                    parent_id=row.id,
+                    created_at=ctx.now,
+                    expires_at=expires_at,
+                )
+            )
+        return Rotation(row.identity, row.session_id, successor, expires_at, rotated=True)
+
+    def _retry(self, row: Any, successor: str, ctx: RefreshContext) -> Rotation | None:
+        """The same successor again, for a retry of its direct parent inside
+        the reuse interval while the successor is still unused; else ``None``."""
+        if ctx.now - row.used_at > ctx.reuse_interval:
+            return None
+        t = self.tables.refresh_tokens
+        with self.read() as conn:
+            child = conn.execute(
+                select(t.c.used_at, t.c.expires_at).where(
+                    t.c.token_hash == hash_refresh_token(successor),
+                    t.c.parent_id == row.id,
+                )
+            ).first()
+        if child is None or child.used_at is not None or child.expires_at <= ctx.now:
+            return None
+        return Rotation(row.identity, row.session_id, successor, child.expires_at, rotated=False)
+
+    def revoke_session(
+        self, session_id: str, reason: str, *, now: int, identity: str | None = None
+    ) -> bool:
+        """Revoke one session; with ``identity``, only if it is that user's.
+
+        :returns: whether a live session was revoked.
+        """
+        s = self.tables.sessions
+        query = _revoke(s, now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
+        if identity is not None:
+            query = query.where(s.c.identity == identity)
+        with self.begin() as conn:
+            return bool(conn.execute(query).rowcount)
+
+    def revoke_user(
+        self, identity: str, reason: str, *, now: int, conn: Connection | None = None
+    ) -> list[str]:
+        """Revoke every live session of ``identity``; return their ids.
+
+        :param conn: run inside this connection's transaction (used by
+            ``watch_user_model`` to commit with the user's own change).
+        """
+        s = self.tables.sessions
+        if conn is None:
+            with self.begin() as own:
+                return self.revoke_user(identity, reason, now=now, conn=own)
+        ids = [
+            r.id
+            for r in conn.execute(
+                select(s.c.id).where(s.c.identity == identity, s.c.revoked_at.is_(None))
+            )
+        ]
+        if ids:
+            conn.execute(_revoke(s, now, reason).where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
+        return ids
+
+    def session_of_refresh_token(self, token: str) -> tuple[str, str] | None:
+        """``(session_id, identity)`` of a refresh token, or ``None``."""
+        s, t = self.tables.sessions, self.tables.refresh_tokens
+        with self.read() as conn:
+            row = conn.execute(
+                select(s.c.id, s.c.identity)
+                .join(t, t.c.session_id == s.c.id)
+                .where(t.c.token_hash == hash_refresh_token(token))
+            ).first()
+        return (row.id, row.identity) if row is not None else None
+
+    def list_sessions(self, identity: str, *, now: int) -> list[SessionInfo]:
+        """The live sessions of ``identity``, newest first."""
+        s = self.tables.sessions
+        with self.read() as conn:
+            rows = conn.execute(
+                select(s).where(_live(s, identity, now)).order_by(s.c.created_at.desc(), s.c.id)
+            ).all()
+        return [
+            SessionInfo(r.id, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent)
+            for r in rows
+        ]
+
+    def revoked_since(self, since: int) -> list[tuple[str, int]]:
+        """``(session_id, revoked_at)`` of sessions revoked at or after ``since``."""
+        s = self.tables.sessions
+        with self.read() as conn:
+            rows = conn.execute(select(s.c.id, s.c.revoked_at).where(s.c.revoked_at >= since)).all()
+        return [(r.id, r.revoked_at) for r in rows]
+
+    def purge_expired(self, *, now: int, batch_size: int = 1000) -> int:
+        """Delete sessions past their absolute expiry, with their tokens.
+
+        Consumed tokens (tombstones) of live sessions are kept: they detect
+        re-use for the session's whole life.
+
+        :returns: the number of sessions deleted.
+        """
+        s, t = self.tables.sessions, self.tables.refresh_tokens
+        total = 0
+        while True:
+            with self.begin() as conn:
+                ids = [
+                    r.id
+                    for r in conn.execute(
+                        select(s.c.id).where(s.c.expires_at <= now).limit(batch_size)
+                    )
+                ]
+                if not ids:
+                    return total
+                conn.execute(delete(t).where(t.c.session_id.in_(ids)))
+                conn.execute(delete(s).where(s.c.id.in_(ids)))
+            total += len(ids)
+
+
+def _live(s: Any, identity: str, now: int) -> Any:
+    return and_(s.c.identity == identity, s.c.revoked_at.is_(None), s.c.expires_at > now)
+
+
+def _revoke(s: Any, now: int, reason: str) -> Any:
+    return update(s).values(revoked_at=now, revoked_reason=reason[:64])
+
+
+def embedded_engine(uri: str) -> Engine:
+    """An engine for the extension's own database (default: SQLite file).
+
+    SQLite gets a busy timeout and WAL journaling so that concurrent requests
+    wait for each other instead of failing; in-memory SQLite shares one
+    connection.
+    """
+    kwargs: dict[str, Any] = {}
+    if uri.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        if uri in ("sqlite://", "sqlite:///:memory:"):
+            kwargs["poolclass"] = StaticPool
+        else:
+            directory = os.path.dirname(uri.split(":///", 1)[-1])
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(uri, **kwargs)
+    if uri.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,199 @@
+"""Access tokens: pure encoding and strict, fast decoding. No ``current_app``.
+
+Decoding is written out step by step on top of PyJWT's algorithm objects
+instead of going through ``jwt.decode``, so that every rule of the contract is
+checked exactly once, in the cheapest order, and nothing is decided by the
+token itself:
+
+1. size cap and character set (``[A-Za-z0-9_.-]``), exactly three segments;
+2. canonical base64url in every segment (no padding, no stray bits);
+3. header: a JSON object of UTF-8 with no duplicate names, ``kid`` selecting a
+   configured key, ``alg`` equal to that key's one algorithm, ``typ`` equal to
+   ``at+jwt``, no ``crit``; ``jwk``/``jku``/``x5u``/``x5c`` are never used;
+4. the signature, with the configured key only;
+5. claims: required names and types, ``exp``/``nbf``/``iat`` with leeway,
+   exact ``iss`` and ``aud``.
+
+Every failure is an :class:`~flask_cocart_jwt.exceptions.InvalidToken` (or
+:class:`~flask_cocart_jwt.exceptions.TokenExpired`); no PyJWT, JSON, Unicode
+or recursion error escapes from here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from .config import Settings
+from .exceptions import InvalidToken, TokenExpired
+from .keys import b64url
+
+#: The ``typ`` header of access tokens (RFC 9068).
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105
+#: Claims the extension sets itself; additional claims cannot override them.
+RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "fresh"})
+
+_SEGMENT = r"[A-Za-z0-9_-]+"
+_TOKEN_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
+_MAX_IDENTITY_CHARS = 255
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate member name")
+    return obj
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+
+
+def _b64decode(segment: str) -> bytes:
+    """Decode one canonical base64url segment, or raise ``ValueError``."""
+    if len(segment) % 4 == 1:
+        raise ValueError("impossible base64 length")
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    # Reject non-zero unused bits: the segment must be the one encoding of data.
+    if b64url(data) != segment:
+        raise ValueError("non-canonical base64")
+    return data
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    """Parse a strict JSON object from UTF-8 bytes, or raise ``ValueError``."""
+    obj = _decoder.decode(data.decode("utf-8"))
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    return obj
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return value
+    raise InvalidToken
+
+
+def _required_text(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if type(value) is not str or not value or len(value) > _MAX_IDENTITY_CHARS:
+        raise InvalidToken
+    return value
+
+
+def decode_access_token(token: str, settings: Settings, now: float) -> dict[str, Any]:
+    """Verify an access token and return its claims.
+
+    :param token: the compact JWS as sent by the client.
+    :param settings: the app's settings (keys, issuer, audience, leeway).
+    :param now: the current Unix time.
+    :raises InvalidToken: for anything but a valid, current access token.
+    :raises TokenExpired: for a valid token past its ``exp``.
+    """
+    if len(token) > settings.max_token_bytes or not _TOKEN_SHAPE.fullmatch(token):
+        raise InvalidToken
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    try:
+        header = _json_object(_b64decode(header_b64))
+        kid = header.get("kid")
+        key = settings.keyring.verification_keys.get(kid) if type(kid) is str else None
+        if (
+            key is None
+            or header.get("alg") != key.algorithm
+            or header.get("typ") != ACCESS_TOKEN_TYPE
+            or "crit" in header
+        ):
+            raise InvalidToken
+        signature = _b64decode(signature_b64)
+        if not key.verify(f"{header_b64}.{payload_b64}".encode("ascii"), signature):
+            raise InvalidToken
+        claims = _json_object(_b64decode(payload_b64))
+    except (ValueError, binascii.Error, RecursionError, TypeError) as exc:
+        raise InvalidToken from exc
+
+    for name in ("sub", "jti", "sid"):
+        _required_text(claims, name)
+    exp = _numeric_date(claims, "exp")
+    iat = _numeric_date(claims, "iat")
+    nbf = _numeric_date(claims, "nbf") if "nbf" in claims else iat
+    leeway = settings.leeway
+    if iat > now + leeway or nbf > now + leeway:
+        raise InvalidToken
+    if exp <= now - leeway:
+        raise TokenExpired
+    if "fresh" in claims and type(claims["fresh"]) is not bool:
+        raise InvalidToken
+
+    if settings.issuer is not None:
+        if claims.get("iss") != settings.issuer:
+            raise InvalidToken
+    elif "iss" in claims:
+        raise InvalidToken
+    aud = claims.get("aud")
+    if settings.audience is not None:
+        audiences = [aud] if type(aud) is str else aud
+        if type(audiences) is not list or not any(
+            type(a) is str and a in settings.audience for a in audiences
+        ):
+            raise InvalidToken
+    elif aud is not None:
+        raise InvalidToken
+    return claims
+
+
+def encode_access_token(
+    settings: Settings,
+    *,
+    identity: str,
+    session_id: str,
+    fresh: bool,
+    now: int,
+    additional_claims: Mapping[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Sign a new access token and return it with its claims.
+
+    :param identity: the ``sub`` claim.
+    :param session_id: the ``sid`` claim, the session (refresh token family).
+    :param fresh: whether the token comes straight from a login.
+    :param now: the current Unix time, as ``iat`` and ``nbf``.
+    :param additional_claims: extra claims; reserved claims are not overridden.
+    """
+    claims: dict[str, Any] = {
+        k: v for k, v in (additional_claims or {}).items() if k not in RESERVED_CLAIMS
+    }
+    if settings.issuer is not None:
+        claims["iss"] = settings.issuer
+    if settings.audience is not None:
+        claims["aud"] = (
+            settings.audience[0] if len(settings.audience) == 1 else list(settings.audience)
+        )
+    claims.update(
+        sub=identity,
+        iat=now,
+        nbf=now,
+        exp=now + settings.access_token_expires,
+        jti=secrets.token_urlsafe(16),
+        sid=session_id,
+        fresh=fresh,
+    )
+    keyring = settings.keyring
+    header = {
+        "alg": keyring.algorithm,
+        "typ": ACCESS_TOKEN_TYPE,
+        "kid": keyring.signing_kid,
+    }
+    signing_input = ".".join(
+        b64url(json.dumps(part, separators=(",", ":")).encode("utf-8")) for part in (header, claims)
+    )
+    signature = keyring.sign(signing_input.encode("ascii"))
+    return f"{signing_input}.{b64url(signature)}", claims

@@ -1,0 +1,65 @@
+"""``watch_user_model``: revoke a user's sessions when their credentials change.
+
+SQLAlchemy mapper events on the user's model revoke the sessions of a user
+whose watched columns (password, email) change, or whose row is deleted: the
+Flask counterpart of CoCart's password-change and user-deletion triggers.
+
+When the token tables live in the user's database (``CoCartJWT(db=db)``) the
+revocation runs on the flush's own connection, so it commits, or rolls back,
+with the user's change. With the embedded database it is written at once in
+a transaction of its own (a rolled-back change then still logs the user out,
+which errs on the safe side).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection
+
+from .state import current_extension
+
+if TYPE_CHECKING:
+    from .extension import CoCartJWT
+
+
+def watch_model(
+    ext: CoCartJWT,
+    model: type[Any],
+    identity_attr: str,
+    revoke_on: tuple[str, ...],
+    revoke_on_delete: bool,
+) -> None:
+    """Listen to ``model``'s updates and deletes; see ``CoCartJWT.watch_user_model``."""
+    mapper = inspect(model)
+    missing = [name for name in (identity_attr, *revoke_on) if name not in mapper.attrs]
+    if missing:
+        raise AttributeError(
+            f"{model.__name__} has no attribute {', '.join(missing)}; "
+            "check identity_attr and revoke_on."
+        )
+
+    def revoke(connection: Connection, target: Any, reason: str) -> None:
+        _, state = current_extension()
+        identity = str(getattr(target, identity_attr))
+        now = int(time.time())
+        same_db = ext.db is not None and connection.engine.url == state.store.engine.url
+        ids = state.store.revoke_user(
+            identity, reason, now=now, conn=connection if same_db else None
+        )
+        if ids:
+            ext._revoked(state, ids, reason, now)
+
+    def after_update(_mapper: Any, connection: Connection, target: Any) -> None:
+        attrs = inspect(target).attrs
+        if any(attrs[name].history.has_changes() for name in revoke_on):
+            revoke(connection, target, "credentials_changed")
+
+    def after_delete(_mapper: Any, connection: Connection, target: Any) -> None:
+        revoke(connection, target, "user_deleted")
+
+    event.listen(model, "after_update", after_update)
+    if revoke_on_delete:
+        event.listen(model, "after_delete", after_delete)
