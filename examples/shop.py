@@ -1,0 +1,157 @@
+"""A small shop-style JSON API protected by Flask-CoCart-JWT.
+
+Runs with zero setup: ``make demo`` (or ``flask --app examples.shop run``).
+The users and the token tables live in one SQLite file in the instance folder;
+a demo user ``demo`` / ``demo-password`` is created on first start. The JWT
+secret is read from ``SHOP_JWT_SECRET`` or generated once into the instance
+folder.
+
+Try it::
+
+    curl -s -X POST localhost:5000/auth/login -H 'Content-Type: application/json' \\
+         -d '{"username": "demo", "password": "demo-password"}'
+    curl -s localhost:5000/cart -H "Authorization: Bearer <access_token>"
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from flask import Flask, abort, jsonify, request
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from flask_cocart_jwt import CoCartJWT, current_user, jwt_required
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+cocart_jwt = CoCartJWT(db=db)
+
+PRODUCTS = {
+    1: {"id": 1, "name": "Coffee beans", "price": 1200},
+    2: {"id": 2, "name": "Grinder", "price": 8900},
+    3: {"id": 3, "name": "Mug", "price": 900},
+}
+# Checked when the username is unknown, so both failures take the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+class User(db.Model):  # type: ignore[name-defined,misc]
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    email: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255))
+
+
+# A password or email change, or deleting the user, logs them out everywhere.
+cocart_jwt.watch_user_model(User)
+
+
+class CartItem(db.Model):  # type: ignore[name-defined,misc]
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    product_id: Mapped[int]
+    quantity: Mapped[int]
+
+
+@cocart_jwt.credentials_checker
+def check_credentials(username: str, password: str) -> User | None:
+    user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+@cocart_jwt.user_loader
+def load_user(identity: str) -> User | None:
+    return db.session.get(User, int(identity)) if identity.isdigit() else None
+
+
+@cocart_jwt.login_response_loader
+def login_extra(user: User) -> dict[str, Any]:
+    return {"user": {"id": user.id, "username": user.username}}
+
+
+def _secret(app: Flask) -> str:
+    secret = os.environ.get("SHOP_JWT_SECRET")
+    if secret:
+        return secret
+    path = os.path.join(app.instance_path, "jwt-secret")
+    if not os.path.exists(path):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(64))
+    with open(path) as f:
+        return f.read().strip()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the shop app. ``config`` overrides the defaults (used by the tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "shop.sqlite3"),
+    )
+    app.config.update(config or {})
+    if not app.config.get("COCART_JWT_SECRET_KEY"):
+        app.config["COCART_JWT_SECRET_KEY"] = _secret(app)
+    db.init_app(app)
+    cocart_jwt.init_app(app)
+
+    with app.app_context():
+        db.create_all()
+        if db.session.execute(db.select(User).filter_by(username="demo")).first() is None:
+            db.session.add(
+                User(
+                    username="demo",
+                    email="demo@example.com",
+                    password_hash=generate_password_hash("demo-password"),
+                )
+            )
+            db.session.commit()
+
+    @app.get("/products")
+    def products() -> Any:
+        return jsonify(products=list(PRODUCTS.values()))
+
+    @app.get("/cart")
+    @jwt_required
+    def cart() -> Any:
+        items = db.session.execute(db.select(CartItem).filter_by(user_id=current_user.id)).scalars()
+        return jsonify(items=[{"product_id": i.product_id, "quantity": i.quantity} for i in items])
+
+    @app.post("/cart")
+    @jwt_required
+    def add_to_cart() -> Any:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or body.get("product_id") not in PRODUCTS:
+            return jsonify(error="invalid_request", message="Unknown product_id."), 400
+        quantity = body.get("quantity", 1)
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= 99:
+            return jsonify(error="invalid_request", message="quantity must be 1 to 99."), 400
+        db.session.add(
+            CartItem(user_id=current_user.id, product_id=body["product_id"], quantity=quantity)
+        )
+        db.session.commit()
+        return jsonify(added=True), 201
+
+    @app.post("/account/password")
+    @jwt_required(fresh=True)
+    def change_password() -> Any:
+        body = request.get_json(silent=True) or {}
+        new = body.get("new_password") if isinstance(body, dict) else None
+        if not isinstance(new, str) or not 12 <= len(new) <= 1024:
+            abort(400)
+        current_user.password_hash = generate_password_hash(new)
+        db.session.commit()  # watch_user_model logs the user out everywhere
+        return jsonify(changed=True)
+
+    return app

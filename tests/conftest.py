@@ -1,0 +1,194 @@
+"""Shared fixtures: an app factory, a client, database backends and an auth helper.
+
+Backends that need a server (PostgreSQL, MariaDB, Redis) are reached at the
+URLs below (override with the environment variables). When one is absent its
+tests are skipped with the reason, except in CI (``CI=true``), where a missing
+server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask, jsonify
+from flask.testing import FlaskClient
+
+from flask_cocart_jwt import CoCartJWT, current_user, get_jwt, get_jwt_identity, jwt_required
+
+SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+PASSWORDS = {"alice": "wonderland", "bob": "builder"}
+
+SERVER_URLS = {
+    "postgresql": os.environ.get(
+        "COCART_JWT_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+    "mariadb": os.environ.get(
+        "COCART_JWT_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+    ),
+    "redis": os.environ.get("COCART_JWT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+}
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_reachable: dict[str, bool] = {}
+
+
+def require_server(name: str) -> str:
+    """The URL of server ``name``; skip (fail in CI) when it is not reachable."""
+    url = SERVER_URLS[name]
+    if name not in _reachable:
+        parts = urlsplit(url.replace("+psycopg", "").replace("+pymysql", ""))
+        try:
+            with socket.create_connection((parts.hostname, parts.port or 0), timeout=2):
+                _reachable[name] = True
+        except OSError:
+            _reachable[name] = False
+    if not _reachable[name]:
+        reason = f"{name} is not reachable at {url} (set COCART_JWT_TEST_{name.upper()}_URL)"
+        if IN_CI:
+            pytest.fail(f"CI needs every test server: {reason}")
+        pytest.skip(reason)
+    return url
+
+
+class User:
+    """A tiny user object for the test apps."""
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_uri(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """An empty token database on each backend, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tokens.sqlite3'}"
+        return
+    url = require_server(request.param)
+    _drop_token_tables(url)
+    yield url
+    _drop_token_tables(url)
+
+
+def _drop_token_tables(url: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS cocart_jwt_refresh_tokens"))
+            conn.execute(sa.text("DROP TABLE IF EXISTS cocart_jwt_sessions"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def make_app(tmp_path: Any) -> Callable[..., Flask]:
+    """Build a test app: ``make_app(COCART_JWT_ALGORITHM="HS512", ...)``.
+
+    Users are ``alice`` and ``bob`` (see ``PASSWORDS``). Routes: ``/me``
+    (protected), ``/optional``, ``/fresh`` and ``/whoami`` (needs a user loader).
+    Pass ``extension=CoCartJWT(...)`` to use a prepared extension.
+    """
+    count = 0
+
+    def factory(*, extension: CoCartJWT | None = None, **config: Any) -> Flask:
+        nonlocal count
+        count += 1
+        app = Flask(f"test_app_{count}", instance_path=str(tmp_path / f"instance{count}"))
+        app.config.update(TESTING=True, COCART_JWT_SECRET_KEY=SECRET)
+        app.config.update(config)
+        ext = extension or CoCartJWT()
+
+        @ext.credentials_checker
+        def check(username: str, password: str) -> User | None:
+            return User(username) if PASSWORDS.get(username) == password else None
+
+        ext.init_app(app)
+
+        @app.get("/me")
+        @jwt_required
+        def me() -> Any:
+            return jsonify(identity=get_jwt_identity(), claims=get_jwt())
+
+        @app.get("/optional")
+        @jwt_required(optional=True)
+        def optional() -> Any:
+            return jsonify(identity=get_jwt_identity())
+
+        @app.post("/fresh")
+        @jwt_required(fresh=True)
+        def fresh() -> Any:
+            return jsonify(identity=get_jwt_identity())
+
+        @app.get("/whoami")
+        @jwt_required
+        def whoami() -> Any:
+            return jsonify(id=current_user.id)
+
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """A test app on the embedded SQLite default."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+class AuthActions:
+    """Log in, refresh and call protected routes, in the spirit of Flask's tutorial."""
+
+    def __init__(self, client: FlaskClient, prefix: str = "/auth") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def login(self, username: str = "alice", password: str | None = None) -> Any:
+        password = PASSWORDS.get(username, "x") if password is None else password
+        return self.client.post(
+            f"{self.prefix}/login", json={"username": username, "password": password}
+        )
+
+    def tokens(self, username: str = "alice") -> dict[str, Any]:
+        response = self.login(username)
+        assert response.status_code == 200, response.json
+        body: dict[str, Any] = response.json
+        return body
+
+    def refresh(self, refresh_token: Any) -> Any:
+        return self.client.post(
+            f"{self.prefix}/refresh-token", json={"refresh_token": refresh_token}
+        )
+
+    def get(self, path: str, access_token: str) -> Any:
+        return self.client.get(path, headers={"Authorization": f"Bearer {access_token}"})
+
+    def post(self, path: str, access_token: str, **kwargs: Any) -> Any:
+        return self.client.post(
+            path, headers={"Authorization": f"Bearer {access_token}"}, **kwargs
+        )
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """An :class:`AuthActions` on ``client``."""
+    return AuthActions(client)
+
+
+def assert_error(response: Any, status: int, code: str) -> None:
+    """Assert that ``response`` is the contract's JSON error."""
+    assert response.status_code == status, (response.status_code, response.get_data()[:300])
+    assert response.is_json, response.get_data()[:300]
+    assert response.json["error"] == code, response.json
+    assert isinstance(response.json["message"], str) and response.json["message"]
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer ")
