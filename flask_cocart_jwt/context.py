@@ -15,7 +15,6 @@ from werkzeug.local import LocalProxy
 
 from .exceptions import (
     FreshTokenRequired,
-    InvalidToken,
     MissingToken,
     SessionRevoked,
     UserNotFound,
@@ -34,11 +33,24 @@ class RequestAuth:
     user: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What ``verify_jwt_in_request`` found, tied to the request it checked.
+
+    ``g`` belongs to the app context, which can outlive one request (a test
+    that pushes ``app.app_context()`` around several requests); keeping the
+    request object makes sure a later request never sees these claims.
+    """
+
+    request: Any
+    auth: RequestAuth | None
+
+
 def access_token_from_request(state: AppState) -> str | None:
     """The access token of the current request, or ``None`` if none was sent.
 
-    A header with another scheme (e.g. ``Basic``) counts as no token; a
-    ``Bearer`` header with nothing after it is an invalid token.
+    A header with another scheme (e.g. ``Basic``) or a ``Bearer`` header with
+    nothing after it counts as no token.
     """
     settings = state.settings
     value = request.headers.get(settings.header_name)
@@ -48,9 +60,7 @@ def access_token_from_request(state: AppState) -> str | None:
     if scheme.lower() != settings.header_type.lower():
         return None
     token = token.strip()
-    if not token:
-        raise InvalidToken
-    return token
+    return token or None
 
 
 def verify_access_token(token: str, state: AppState) -> dict[str, Any]:
@@ -77,7 +87,7 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     token = access_token_from_request(state)
     if token is None:
         if optional:
-            setattr(g, _G_KEY, None)
+            _remember(None)
             return None
         raise MissingToken
     claims = verify_access_token(token, state)
@@ -88,15 +98,30 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
         user = ext._user_loader(claims["sub"])
         if user is None:
             raise UserNotFound
-    setattr(g, _G_KEY, RequestAuth(claims, user))
+    _remember(RequestAuth(claims, user))
     return claims
 
 
-def _request_auth() -> RequestAuth | None:
+def _remember(auth: RequestAuth | None) -> None:
+    setattr(g, _G_KEY, _Verified(request._get_current_object(), auth))  # type: ignore[attr-defined]
+
+
+def _request_auth(helper: str) -> RequestAuth | None:
+    """The verified token of the current request.
+
+    :raises RuntimeError: outside a request, or before the token was verified.
+    """
     if not has_request_context():
-        raise RuntimeError("Flask-CoCart-JWT's helpers need a request context.")
-    auth: RequestAuth | None = g.get(_G_KEY)
-    return auth
+        raise RuntimeError(
+            f"{helper} needs a request context: call it from a view protected by @jwt_required."
+        )
+    verified: _Verified | None = g.get(_G_KEY)
+    if verified is None or verified.request is not request._get_current_object():  # type: ignore[attr-defined]
+        raise RuntimeError(
+            f"{helper} was called on a view that is not protected. "
+            "Decorate it with @jwt_required or call verify_jwt_in_request() first."
+        )
+    return verified.auth
 
 
 def get_jwt() -> dict[str, Any]:
@@ -107,27 +132,29 @@ def get_jwt() -> dict[str, Any]:
     :raises RuntimeError: the view is not protected by ``jwt_required`` and
         ``verify_jwt_in_request`` was not called.
     """
-    if _G_KEY not in g:
-        raise RuntimeError(
-            "get_jwt() was called on a view that is not protected. "
-            "Decorate it with @jwt_required or call verify_jwt_in_request() first."
-        )
-    auth = _request_auth()
+    auth = _request_auth("get_jwt()")
     return dict(auth.claims) if auth is not None else {}
 
 
 def get_jwt_identity() -> str | None:
-    """The identity (``sub``) of the current request's token, or ``None``."""
-    auth = _request_auth()
+    """The identity (``sub``) of the current request's token, or ``None``.
+
+    ``None`` when the view is ``optional`` and no token was sent.
+
+    :raises RuntimeError: the view is not protected by ``jwt_required`` and
+        ``verify_jwt_in_request`` was not called.
+    """
+    auth = _request_auth("get_jwt_identity()")
     return auth.claims["sub"] if auth is not None else None
 
 
 def get_current_user() -> Any:
     """The user loaded by ``user_loader`` for the current token, or ``None``.
 
-    :raises RuntimeError: a token was verified but no ``user_loader`` is set.
+    :raises RuntimeError: a token was verified but no ``user_loader`` is set,
+        or the view is not protected.
     """
-    auth = _request_auth()
+    auth = _request_auth("current_user")
     if auth is None:
         return None
     if auth.user is None:
