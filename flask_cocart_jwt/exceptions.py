@@ -153,11 +153,19 @@ class RefreshTokenReused(AuthError):
 
 
 class RateLimited(AuthError):
-    """A rate limit was exceeded."""
+    """A rate limit was exceeded.
+
+    :param retry_after: seconds until the limit resets. Pass the real value;
+        the default of a minute only makes sure ``Retry-After`` is never
+        missing from a 429.
+    """
 
     status_code = 429
     error = "rate_limited"
     default_message = "Too many requests. Try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = 60):
+        super().__init__(message, retry_after=retry_after)
 
 
 class ServiceUnavailable(AuthError):
