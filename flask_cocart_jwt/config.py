@@ -11,6 +11,7 @@ read again at request time so that they can be changed on a running app.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -113,8 +114,10 @@ def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -
         seconds = float(value)
     else:
         raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
-        raise ConfigurationError(f"{key} must be positive; got {value!r}.")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds < 1 and not allow_zero):
+        raise ConfigurationError(
+            f"{key} must be a finite duration of at least one second; got {value!r}."
+        )
     return int(seconds)
 
 

@@ -128,7 +128,10 @@ def _family(algorithm: str) -> frozenset[str]:
 
 def _secret_bytes(secret: object, algorithm: str, name: str) -> bytes:
     if isinstance(secret, str):
-        secret = secret.encode("utf-8")
+        try:
+            secret = secret.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(f"{name} must be valid Unicode text or bytes.") from exc
     if not isinstance(secret, bytes) or not secret:
         raise ConfigurationError(
             f"{name} is required for {algorithm}. Generate one with "
@@ -147,6 +150,18 @@ def _secret_bytes(secret: object, algorithm: str, name: str) -> bytes:
             "distinct bytes). Use secrets.token_urlsafe(64)."
         )
     return secret
+
+
+def _hmac_key(secret: object, algorithm: str, name: str) -> Any:
+    """Check an HS* secret and prepare it for PyJWT."""
+    try:
+        return _ALGORITHMS[algorithm].prepare_key(_secret_bytes(secret, algorithm, name))
+    except InvalidKeyError as exc:
+        # PyJWT refuses PEM/SSH/DER keys and JWK text as HMAC secrets.
+        raise ConfigurationError(
+            f"{name} looks like a PEM, DER, SSH or JWK key, not an HMAC secret. Use a "
+            "random secret such as secrets.token_urlsafe(64)."
+        ) from exc
 
 
 def _load_pem(pem: object, name: str, *, private: bool) -> Any:
@@ -218,8 +233,7 @@ def secret_kid(secret: bytes) -> str:
 
 def _verification_key(kid: str, algorithm: str, material: object, name: str) -> VerificationKey:
     if algorithm in HMAC_ALGORITHMS:
-        secret = _secret_bytes(material, algorithm, name)
-        return VerificationKey(kid, algorithm, _ALGORITHMS[algorithm].prepare_key(secret))
+        return VerificationKey(kid, algorithm, _hmac_key(material, algorithm, name))
     if isinstance(material, (str, bytes)) and b"PRIVATE KEY" in (
         material.encode() if isinstance(material, str) else material
     ):
@@ -246,8 +260,10 @@ def load_keyring(config: Mapping[str, Any]) -> Keyring:
 
     keys: dict[str, VerificationKey] = {}
     if family is HMAC_ALGORITHMS:
-        secret = _secret_bytes(config["COCART_JWT_SECRET_KEY"], algorithm, "COCART_JWT_SECRET_KEY")
-        signing_key: Any = _ALGORITHMS[algorithm].prepare_key(secret)
+        signing_key: Any = _hmac_key(
+            config["COCART_JWT_SECRET_KEY"], algorithm, "COCART_JWT_SECRET_KEY"
+        )
+        secret: bytes = signing_key
         kid = kid or secret_kid(secret)
         keys[kid] = VerificationKey(kid, algorithm, signing_key)
         derivation = secret
