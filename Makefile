@@ -1,6 +1,6 @@
 # Two commands do all setup on a fresh machine:
 #   make demo   run the example shop API on the embedded SQLite default
-#   make test   run the test suite (plus ruff and mypy --strict)
+#   make test   run the test suite (plus ruff, mypy --strict and the -W docs build)
 # Both create .venv and install the project with its dev extras on first use.
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test pytest lint clean
+.PHONY: demo test pytest lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/flask --app examples.shop:create_app run --port $${PORT:-5000}
 
-test: pytest lint
+test: pytest lint docs
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
@@ -29,6 +29,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests/type_check
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
