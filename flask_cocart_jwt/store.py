@@ -46,8 +46,12 @@ from .models import Tables
 from .records import SessionInfo
 
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105
-#: The longest refresh token accepted before any work is done.
-MAX_REFRESH_TOKEN_CHARS = 256
+#: The longest ``refresh_token`` field read at all (longer is ``invalid_request``).
+#: It is above the longest access token, so that an access token sent as a
+#: refresh token is told that it is not one (``invalid_refresh_token``).
+MAX_REFRESH_TOKEN_CHARS = 8192
+#: The longest string that can be a refresh token (``rt_`` + 43 characters).
+_REFRESH_TOKEN_SHAPE_MAX = 128
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
@@ -70,7 +74,7 @@ def looks_like_refresh_token(token: object) -> bool:
     return (
         isinstance(token, str)
         and token.startswith(REFRESH_TOKEN_PREFIX)
-        and 16 < len(token) <= MAX_REFRESH_TOKEN_CHARS
+        and 16 < len(token) <= _REFRESH_TOKEN_SHAPE_MAX
         and token.isascii()
     )
 
@@ -248,6 +252,8 @@ class Store:
             if rotation is not None:
                 return rotation
             row = self._token_row(token)  # lost a race: now consumed
+        if row.session_expires_at <= ctx.now:
+            raise RefreshTokenExpired  # a dead session is not worth revoking
         retry = self._retry(row, successor, ctx)
         if retry is None:
             if self.revoke_session(row.session_id, "refresh_token_reused", now=ctx.now):
@@ -284,6 +290,10 @@ class Store:
     def _check_usable(row: Any, ctx: RefreshContext) -> None:
         if row.expires_at <= ctx.now or row.session_expires_at <= ctx.now:
             raise RefreshTokenExpired
+        Store._check_binding(row, ctx)
+
+    @staticmethod
+    def _check_binding(row: Any, ctx: RefreshContext) -> None:
         if (ctx.bind_ip and row.ip != (ctx.ip or None)) or (
             ctx.bind_user_agent and row.user_agent != ((ctx.user_agent or "")[:255] or None)
         ):
@@ -319,7 +329,7 @@ class Store:
     def _retry(self, row: Any, successor: str, ctx: RefreshContext) -> Rotation | None:
         """The same successor again, for a retry of its direct parent inside
         the reuse interval while the successor is still unused; else ``None``."""
-        if ctx.now - row.used_at > ctx.reuse_interval:
+        if ctx.reuse_interval <= 0 or ctx.now - row.used_at > ctx.reuse_interval:
             return None
         t = self.tables.refresh_tokens
         with self.read() as conn:
@@ -331,6 +341,9 @@ class Store:
             ).first()
         if child is None or child.used_at is not None or child.expires_at <= ctx.now:
             return None
+        # A retry answers to the same bindings as a first use: a replay from
+        # another client must not pick up the successor.
+        self._check_binding(row, ctx)
         return Rotation(row.identity, row.session_id, successor, child.expires_at, rotated=False)
 
     def revoke_session(

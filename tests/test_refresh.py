@@ -1,0 +1,304 @@
+"""Refresh tokens: hashed storage, rotation, re-use detection and lifetimes.
+
+Every test runs on SQLite, PostgreSQL and MariaDB (the ``database_uri``
+fixture). The helpers at the top are shared by the other store test files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+from flask import Flask
+
+from flask_cocart_jwt import refresh_token_reused
+from flask_cocart_jwt.state import AppState
+from tests.conftest import AuthActions, User, assert_error
+
+AppFactory = Callable[..., Flask]
+
+
+def app_state(app: Flask) -> AppState:
+    """The extension's state for ``app``."""
+    state: AppState = app.extensions["cocart_jwt"]._states[app]
+    return state
+
+
+def close_app(app: Flask) -> None:
+    """Stop the revocation poller and close the pooled connections of ``app``."""
+    state = app_state(app)
+    if state.revocations is not None:
+        state.revocations.close()
+    if state.store._engine is not None:
+        state.store._engine.dispose()
+
+
+@contextmanager
+def app_factory(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
+    """``make_app`` on ``database_uri``, rate limits off, apps closed afterwards."""
+    apps: list[Flask] = []
+
+    def factory(**config: Any) -> Flask:
+        config.setdefault("COCART_JWT_DATABASE_URI", database_uri)
+        config.setdefault("COCART_JWT_RATELIMIT_ENABLED", False)
+        app = make_app(**config)
+        apps.append(app)
+        return app
+
+    try:
+        yield factory
+    finally:
+        for app in apps:
+            close_app(app)
+
+
+def table_rows(app: Flask, name: str) -> list[dict[str, Any]]:
+    """Every row of one token table, as dicts."""
+    state = app_state(app)
+    table = getattr(state.store.tables, name)
+    with state.store.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(sa.select(table))]
+
+
+def live_tokens(app: Flask, session_id: str) -> list[dict[str, Any]]:
+    """The unconsumed refresh-token rows of a session."""
+    return [
+        row
+        for row in table_rows(app, "refresh_tokens")
+        if row["session_id"] == session_id and row["used_at"] is None
+    ]
+
+
+@pytest.fixture
+def new_app(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
+    with app_factory(make_app, database_uri) as factory:
+        yield factory
+
+
+def test_rotation_stores_only_hashes(new_app: AppFactory) -> None:
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    first = auth.tokens()
+    second = auth.refresh(first["refresh_token"])
+    assert second.status_code == 200, second.json
+    body = second.json
+    assert body["refresh_token"] != first["refresh_token"]
+    assert body["refresh_token"].startswith("rt_")
+    assert body["session_id"] == first["session_id"]
+    assert body["token_type"] == "Bearer"
+    assert isinstance(body["refresh_token_expires_in"], int)
+    assert auth.get("/me", body["access_token"]).status_code == 200
+
+    rows = table_rows(app, "refresh_tokens")
+    assert len(rows) == 2
+    used = [row for row in rows if row["used_at"] is not None]
+    assert len(used) == 1
+    assert isinstance(used[0]["used_at"], int)
+    assert [row["parent_id"] for row in rows if row["used_at"] is None] == [used[0]["id"]]
+    dump = repr(rows) + repr(table_rows(app, "sessions"))
+    for raw in (first["refresh_token"], body["refresh_token"]):
+        assert raw not in dump
+        assert raw[3:] not in dump
+    for row in rows:
+        assert len(row["token_hash"]) == 64
+        int(row["token_hash"], 16)
+
+
+def test_replay_outside_interval_revokes_session(new_app: AppFactory) -> None:
+    app = new_app(COCART_JWT_REFRESH_REUSE_INTERVAL=0)
+    auth = AuthActions(app.test_client())
+    first = auth.tokens()
+    second = auth.refresh(first["refresh_token"]).json
+    assert auth.get("/me", second["access_token"]).status_code == 200
+
+    seen: list[dict[str, Any]] = []
+
+    def record(sender: Flask, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    with refresh_token_reused.connected_to(record, app):
+        assert_error(auth.refresh(first["refresh_token"]), 401, "refresh_token_reused")
+    assert seen == [{"identity": "alice", "session_id": first["session_id"]}]
+    session = table_rows(app, "sessions")[0]
+    assert session["revoked_reason"] == "refresh_token_reused"
+    assert_error(auth.refresh(second["refresh_token"]), 401, "invalid_refresh_token")
+    assert_error(auth.refresh(first["refresh_token"]), 401, "invalid_refresh_token")
+    for access in (first["access_token"], second["access_token"]):
+        assert_error(auth.get("/me", access), 401, "session_revoked")
+    # Another session of the same user is not affected.
+    other = auth.tokens()
+    assert auth.refresh(other["refresh_token"]).status_code == 200
+
+
+def test_retry_inside_interval_returns_same_successor(new_app: AppFactory) -> None:
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    with time_machine.travel(time.time(), tick=False) as clock:
+        first = auth.tokens()
+        clock.shift(1)
+        second = auth.refresh(first["refresh_token"]).json
+        clock.shift(5)
+        retry = auth.refresh(first["refresh_token"])
+        assert retry.status_code == 200, retry.json
+        assert retry.json["refresh_token"] == second["refresh_token"]
+        assert retry.json["access_token"] != second["access_token"]
+        assert auth.get("/me", retry.json["access_token"]).status_code == 200
+        assert len(live_tokens(app, first["session_id"])) == 1
+
+        third = auth.refresh(second["refresh_token"])
+        assert third.status_code == 200
+        # The successor was used: replaying its parent is re-use, even in the interval.
+        assert_error(auth.refresh(first["refresh_token"]), 401, "refresh_token_reused")
+        assert_error(auth.refresh(third.json["refresh_token"]), 401, "invalid_refresh_token")
+
+
+def test_retry_after_interval_revokes(new_app: AppFactory) -> None:
+    app = new_app(COCART_JWT_REFRESH_REUSE_INTERVAL=timedelta(seconds=10))
+    auth = AuthActions(app.test_client())
+    with time_machine.travel(time.time(), tick=False) as clock:
+        first = auth.tokens()
+        second = auth.refresh(first["refresh_token"]).json
+        clock.shift(11)
+        assert_error(auth.refresh(first["refresh_token"]), 401, "refresh_token_reused")
+        assert_error(auth.refresh(second["refresh_token"]), 401, "invalid_refresh_token")
+
+
+def test_grandparent_replay_inside_interval_revokes(new_app: AppFactory) -> None:
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    first = auth.tokens()
+    second = auth.refresh(first["refresh_token"]).json
+    auth.refresh(second["refresh_token"])
+    assert_error(auth.refresh(first["refresh_token"]), 401, "refresh_token_reused")
+
+
+def test_refresh_after_logout(new_app: AppFactory) -> None:
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    out = auth.client.post("/auth/revoke", json={"refresh_token": tokens["refresh_token"]})
+    assert out.status_code == 200
+    assert out.json == {"revoked": True}
+    assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
+    assert_error(auth.get("/me", tokens["access_token"]), 401, "session_revoked")
+    unknown = auth.client.post("/auth/revoke", json={"refresh_token": "rt_" + "x" * 43})
+    assert unknown.status_code == 200
+    assert unknown.json == {"revoked": True}
+
+
+def test_refresh_after_logout_with_access_token(new_app: AppFactory) -> None:
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    assert auth.post("/auth/revoke", tokens["access_token"]).json == {"revoked": True}
+    assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
+
+
+def test_idle_expiry(new_app: AppFactory) -> None:
+    app = new_app(COCART_JWT_REFRESH_TOKEN_EXPIRES=timedelta(hours=1))
+    auth = AuthActions(app.test_client())
+    with time_machine.travel(time.time(), tick=False) as clock:
+        tokens = auth.tokens()
+        assert tokens["refresh_token_expires_in"] == 3600
+        clock.shift(3599)
+        fresh = auth.refresh(tokens["refresh_token"])
+        assert fresh.status_code == 200
+        clock.shift(3600)
+        assert_error(auth.refresh(fresh.json["refresh_token"]), 401, "refresh_token_expired")
+
+
+def test_absolute_expiry(new_app: AppFactory) -> None:
+    app = new_app(
+        COCART_JWT_REFRESH_TOKEN_EXPIRES=timedelta(hours=1),
+        COCART_JWT_SESSION_MAX_AGE=timedelta(hours=2),
+    )
+    auth = AuthActions(app.test_client())
+    with time_machine.travel(time.time(), tick=False) as clock:
+        token = auth.tokens()["refresh_token"]
+        for expected in (3600, 1200):  # the second one is capped by the session
+            clock.shift(50 * 60)
+            response = auth.refresh(token)
+            assert response.status_code == 200, response.json
+            assert response.json["refresh_token_expires_in"] == expected
+            token = response.json["refresh_token"]
+        clock.shift(20 * 60)
+        assert_error(auth.refresh(token), 401, "refresh_token_expired")
+
+
+def test_replay_after_restart(new_app: AppFactory) -> None:
+    before = new_app(COCART_JWT_REFRESH_REUSE_INTERVAL=0)
+    auth = AuthActions(before.test_client())
+    first = auth.tokens()
+    second = auth.refresh(first["refresh_token"]).json
+    close_app(before)
+
+    after = new_app(COCART_JWT_REFRESH_REUSE_INTERVAL=0)
+    restarted = AuthActions(after.test_client())
+    assert_error(restarted.refresh(first["refresh_token"]), 401, "refresh_token_reused")
+    assert_error(restarted.refresh(second["refresh_token"]), 401, "invalid_refresh_token")
+    assert_error(restarted.get("/me", second["access_token"]), 401, "session_revoked")
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "code"),
+    [
+        (12345, 400, "invalid_request"),
+        (["rt_abc"], 400, "invalid_request"),
+        ({"token": "rt_abc"}, 400, "invalid_request"),
+        (None, 400, "invalid_request"),
+        (True, 400, "invalid_request"),
+        ("", 400, "invalid_request"),
+        ("rt_" + "a" * 10_000, 400, "invalid_request"),
+        ("rt_" + "é" * 43, 401, "invalid_refresh_token"),
+        ("rt_\u0000" + "a" * 42, 401, "invalid_refresh_token"),
+        ("rt_short", 401, "invalid_refresh_token"),
+        ("x" * 46, 401, "invalid_refresh_token"),
+        ("rt_" + "a" * 43, 401, "invalid_refresh_token"),
+    ],
+)
+def test_ill_typed_refresh_token(new_app: AppFactory, value: Any, status: int, code: str) -> None:
+    auth = AuthActions(new_app().test_client())
+    assert_error(auth.refresh(value), status, code)
+
+
+def test_missing_or_malformed_body(new_app: AppFactory) -> None:
+    client = new_app().test_client()
+    assert_error(client.post("/auth/refresh-token", json={}), 400, "invalid_request")
+    assert_error(client.post("/auth/refresh-token", json=["rt_x"]), 400, "invalid_request")
+    assert_error(
+        client.post("/auth/refresh-token", data="{", content_type="application/json"),
+        400,
+        "invalid_request",
+    )
+    assert_error(
+        client.post("/auth/refresh-token", data="refresh_token=rt_x"), 400, "invalid_request"
+    )
+
+
+def test_access_token_is_not_a_refresh_token(new_app: AppFactory) -> None:
+    auth = AuthActions(new_app().test_client())
+    tokens = auth.tokens()
+    assert_error(auth.refresh(tokens["access_token"]), 401, "invalid_refresh_token")
+    assert_error(auth.get("/me", tokens["refresh_token"]), 401, "invalid_token")
+    assert auth.refresh(tokens["refresh_token"]).status_code == 200
+
+
+def test_user_loader_none_rejects_refresh(new_app: AppFactory) -> None:
+    app = new_app()
+    gone: set[str] = set()
+    ext = app.extensions["cocart_jwt"]
+    ext.user_loader(lambda identity: None if identity in gone else User(identity))
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    gone.add("alice")
+    assert_error(auth.refresh(tokens["refresh_token"]), 401, "user_not_found")
+    assert_error(auth.get("/me", tokens["access_token"]), 401, "user_not_found")
+    # Nothing was consumed: the token works again once the user is back.
+    gone.clear()
+    assert auth.refresh(tokens["refresh_token"]).status_code == 200
