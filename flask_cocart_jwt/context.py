@@ -19,6 +19,7 @@ from .exceptions import (
     SessionRevoked,
     UserNotFound,
 )
+from .limits import limit_token
 from .state import AppState, current_extension
 from .tokens import decode_access_token
 
@@ -90,6 +91,7 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
             _remember(None)
             return None
         raise MissingToken
+    limit_token("protected", token, state)
     claims = verify_access_token(token, state)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired

@@ -14,6 +14,7 @@ from . import signals
 from .config import load_settings
 from .exceptions import AuthError, ConfigurationError, InvalidRefreshToken, UserNotFound
 from .keys import b64url
+from .limits import init_limits
 from .models import define_tables
 from .records import SessionInfo, TokenPair
 from .revocation import RevocationView
@@ -121,11 +122,13 @@ class CoCartJWT:
         if settings.revocation_check:
             relevance = settings.access_token_expires + settings.leeway + _CLOCK_SKEW
             revocations = RevocationView(store, relevance)
-        state = AppState(settings, store, revocations)
+        blueprint = create_blueprint()
+        limits = init_limits(app, settings, self.limiter, blueprint)
+        state = AppState(settings, store, revocations, limits)
         self._states[app] = state
         app.extensions[EXTENSION_KEY] = self
         app.register_error_handler(AuthError, self._handle_auth_error)
-        app.register_blueprint(create_blueprint(), url_prefix=settings.url_prefix or None)
+        app.register_blueprint(blueprint, url_prefix=settings.url_prefix or None)
 
     def _handle_auth_error(self, error: AuthError) -> Response:
         return self._error_response_loader(error)

@@ -6,10 +6,12 @@ response. Every response carries ``Cache-Control: no-store`` (RFC 6749 5.1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import signals
+from . import limits, signals
 from .context import access_token_from_request, verify_access_token
 from .exceptions import AuthError, InvalidCredentials, InvalidRequest, MissingToken
 from .parsing import json_body, login_credentials
@@ -30,7 +32,9 @@ def _bearer_claims() -> dict[str, object]:
 def login() -> Response:
     """``POST /login``: check credentials and answer with a token pair."""
     ext, _ = current_extension()
+    limits.limit_ip("login")
     username, password = login_credentials()
+    limits.check_login_username(username)
     checker = ext._credentials_checker
     if checker is None:
         raise RuntimeError(
@@ -39,6 +43,7 @@ def login() -> Response:
         )
     user = checker(username, password)
     if user is None:
+        limits.record_login_failure(username)
         raise InvalidCredentials
     pair = ext.issue_tokens(user, fresh=True)
     extra = ext._login_response_loader(user) if ext._login_response_loader else {}
@@ -48,17 +53,20 @@ def login() -> Response:
 def refresh_token() -> Response:
     """``POST /refresh-token``: rotate a refresh token into a new pair."""
     ext, _ = current_extension()
+    limits.limit_ip("refresh")
     body = json_body()
     token = body.get("refresh_token")
     if not isinstance(token, str) or not token:
         raise InvalidRequest("The field 'refresh_token' is required and must be a string.")
     if len(token) > MAX_REFRESH_TOKEN_CHARS:
         raise InvalidRequest("The field 'refresh_token' is too long.")
+    limits.limit_token("refresh", token)
     return jsonify(ext.refresh(token).to_dict())
 
 
 def validate_token() -> Response:
     """``POST /validate-token``: say whether the Bearer access token is valid."""
+    limits.limit_bearer("validate")
     claims = _bearer_claims()
     signals.token_validated.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -79,6 +87,7 @@ def revoke() -> Response:
     An unknown refresh token still answers 200 (RFC 7009).
     """
     ext, _ = current_extension()
+    limits.limit_ip("revoke")
     body = json_body(required=False)
     if "refresh_token" in body:
         token = body["refresh_token"]
@@ -145,6 +154,21 @@ def _http_error(error: HTTPException) -> Response | HTTPException:
     return _render(InvalidRequest())
 
 
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def _method_not_allowed(allowed: str) -> Callable[..., Response]:
+    def method_not_allowed(**_kwargs: object) -> Response:
+        response = jsonify(
+            error="method_not_allowed", message=f"This route only accepts {allowed}."
+        )
+        response.status_code = 405
+        response.headers["Allow"] = f"{allowed}, OPTIONS" + (", HEAD" if allowed == "GET" else "")
+        return response
+
+    return method_not_allowed
+
+
 def _render(error: AuthError) -> Response:
     ext, _ = current_extension()
     return ext._handle_auth_error(error)
@@ -153,14 +177,26 @@ def _render(error: AuthError) -> Response:
 def create_blueprint() -> Blueprint:
     """The blueprint of the token routes."""
     bp = Blueprint(BLUEPRINT_NAME, __name__)
-    bp.add_url_rule("/login", view_func=login, methods=["POST"])
-    bp.add_url_rule("/refresh-token", view_func=refresh_token, methods=["POST"])
-    bp.add_url_rule("/validate-token", view_func=validate_token, methods=["POST"])
-    bp.add_url_rule("/revoke", view_func=revoke, methods=["POST"])
-    bp.add_url_rule("/revoke-all", view_func=revoke_all, methods=["POST"])
-    bp.add_url_rule("/sessions", view_func=sessions, methods=["GET"])
-    bp.add_url_rule("/sessions/<session_id>", view_func=delete_session, methods=["DELETE"])
-    bp.add_url_rule("/jwks.json", view_func=jwks, methods=["GET"])
+    routes = (
+        ("/login", login, "POST"),
+        ("/refresh-token", refresh_token, "POST"),
+        ("/validate-token", validate_token, "POST"),
+        ("/revoke", revoke, "POST"),
+        ("/revoke-all", revoke_all, "POST"),
+        ("/sessions", sessions, "GET"),
+        ("/sessions/<session_id>", delete_session, "DELETE"),
+        ("/jwks.json", jwks, "GET"),
+    )
+    for path, view, method in routes:
+        bp.add_url_rule(path, view_func=view, methods=[method])
+        # Other methods get the contract's JSON error, not Werkzeug's HTML 405.
+        bp.add_url_rule(
+            path,
+            endpoint=f"{view.__name__}_other_methods",
+            view_func=_method_not_allowed(method),
+            methods=sorted(_METHODS - {method}),
+            provide_automatic_options=False,
+        )
     bp.after_request(_no_store)
     bp.register_error_handler(HTTPException, _http_error)
     return bp

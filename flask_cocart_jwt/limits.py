@@ -1,0 +1,385 @@
+"""Rate limits on the token routes, counted with Flask-Limiter's engine, ``limits``.
+
+Each limited request hits one or more limits of the current app, each a
+*scope* (``"refresh_per_ip"``, ``"validate_per_token"``...) whose limit string
+is read from ``app.config["COCART_JWT_LIMIT_<SCOPE>"]`` at request time, so it
+can be changed on a running app; ``""`` or ``None`` turns that limit off.
+
+Keys are namespaced by the URL prefix of the token routes, so that several
+processes or apps sharing one Redis and the same prefix enforce one global
+limit. Per-IP keys use ``request.remote_addr`` only: behind a proxy, wrap the
+app in :class:`werkzeug.middleware.proxy_fix.ProxyFix`; ``X-Forwarded-For`` is
+never read here. Per-token and per-username keys are a keyed hash (HMAC), never
+the token, its stored hash or the username.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
+
+from flask import Flask, Response, current_app, g, request
+from limits import RateLimitItem, parse_many
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import STRATEGIES, RateLimiter
+
+from . import signals
+from .config import PREFIX, Settings
+from .exceptions import ConfigurationError, RateLimited, ServiceUnavailable
+from .state import current_extension
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from .state import AppState
+
+#: First element of every key, so that our counters never meet the app's own.
+KEY_NAMESPACE = "cocart_jwt"
+#: Seconds to wait for the storage before counting it as unreachable.
+STORAGE_TIMEOUT = 0.5
+#: Back-off after a storage failure, doubling up to the maximum (seconds).
+BACKOFF_MIN = 1.0
+BACKOFF_MAX = 30.0
+
+_G_KEY = "_cocart_jwt_limits"
+_LIMIT_PREFIX = PREFIX + "LIMIT_"
+_REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix")
+
+
+@lru_cache(maxsize=256)
+def parse_limit(value: str) -> tuple[RateLimitItem, ...]:
+    """The limits of a Flask-Limiter string such as ``"10/minute;100/hour"``.
+
+    Cached by string, so a string is parsed once however often it is read.
+
+    :raises ConfigurationError: the string cannot be parsed.
+    """
+    try:
+        return tuple(parse_many(value))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"Invalid rate-limit string {value!r}; use e.g. '10 per minute', '' or None."
+        ) from exc
+
+
+@dataclass(slots=True)
+class Usage:
+    """How much of one limit the current request left."""
+
+    policy: str
+    amount: int
+    window: int
+    remaining: int
+    reset: float
+    breached: bool
+
+    def retry_after(self, now: float) -> int:
+        """Whole seconds until the limit lets a request through again."""
+        return max(1, math.ceil(self.reset - now))
+
+
+class RateLimits:
+    """The rate limiter of one app: storage, strategy and failure handling.
+
+    Created by ``init_app`` when ``COCART_JWT_RATELIMIT_ENABLED`` is true.
+
+    :param settings: the app's settings.
+    :param limiter: a ``flask_limiter.Limiter`` whose storage to count in;
+        without one, a storage is built from ``COCART_JWT_RATELIMIT_STORAGE_URI``.
+    """
+
+    def __init__(self, settings: Settings, limiter: Any = None) -> None:
+        self.namespace = settings.url_prefix or "/"
+        self.on_storage_error = settings.ratelimit_on_storage_error
+        self.draft_headers = settings.ratelimit_draft_headers
+        self._derive = settings.keyring.derive
+        self._strategy = settings.ratelimit_strategy
+        self._limiter = limiter
+        self._primary: RateLimiter | None = None
+        self._fallback: RateLimiter | None = None
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._failures = 0
+        if limiter is None:
+            self._primary = self._strategy_for(_own_storage(settings.ratelimit_storage_uri))
+
+    # -- storage ----------------------------------------------------------
+
+    def _strategy_for(self, storage: Storage) -> RateLimiter:
+        try:
+            return STRATEGIES[self._strategy](storage)
+        except NotImplementedError as exc:
+            raise ConfigurationError(
+                f"The rate-limit storage {type(storage).__name__} does not support the "
+                f"{self._strategy!r} strategy; set COCART_JWT_RATELIMIT_STRATEGY to "
+                "'fixed-window'."
+            ) from exc
+
+    def primary(self) -> RateLimiter:
+        """The strategy on the configured storage (the user's Limiter's, if given)."""
+        if self._primary is None:
+            with self._lock:
+                if self._primary is None:
+                    storage = getattr(self._limiter, "_storage", None)
+                    if storage is None:
+                        raise RuntimeError(
+                            "The Limiter given to CoCartJWT has no storage. "
+                            "Did you forget to call limiter.init_app(app)?"
+                        )
+                    self._primary = self._strategy_for(storage)
+        return self._primary
+
+    def fallback(self) -> RateLimiter:
+        """The per-process memory strategy used while the storage is down."""
+        if self._fallback is None:
+            with self._lock:
+                if self._fallback is None:
+                    self._fallback = self._strategy_for(MemoryStorage())
+        return self._fallback
+
+    def storage_failed(self, error: Exception) -> None:
+        """Count the storage as down for a back-off that doubles on each failure."""
+        backoff = min(BACKOFF_MAX, BACKOFF_MIN * 2**self._failures)
+        self._failures = min(self._failures + 1, 16)
+        self._down_until = time.monotonic() + backoff
+        current_app.logger.warning(
+            "Rate-limit storage unreachable (%s); on_storage_error=%r for %.0f s.",
+            type(error).__name__,
+            self.on_storage_error,
+            backoff,
+        )
+
+    def degraded(self) -> RateLimiter | None:
+        """What to count with while the storage is down: the fallback, or nothing.
+
+        :raises ServiceUnavailable: in ``"reject"`` mode.
+        """
+        if self.on_storage_error == "fallback":
+            return self.fallback()
+        if self.on_storage_error == "reject":
+            wait = max(1, math.ceil(self._down_until - time.monotonic()))
+            raise ServiceUnavailable(retry_after=wait)
+        return None
+
+    def strategy(self) -> RateLimiter | None:
+        """The strategy for this request; ``None`` when limits are skipped."""
+        if self._down_until and time.monotonic() < self._down_until:
+            return self.degraded()
+        return self.primary()
+
+    # -- counting ---------------------------------------------------------
+
+    def key(self, label: str, secret: str) -> str:
+        """A keyed hash of ``secret`` for use in a rate-limit key."""
+        return self._derive(label, secret.encode("utf-8", "surrogatepass")).hex()[:32]
+
+    def apply(self, scope: str, subject: str, *, consume: bool = True) -> None:
+        """Hit (or, with ``consume=False``, only check) the limits of ``scope``.
+
+        :param scope: e.g. ``"refresh_per_ip"``; its limit string is
+            ``COCART_JWT_LIMIT_REFRESH_PER_IP``.
+        :param subject: what is counted: an IP or a keyed hash.
+        :raises RateLimited: a limit is exceeded.
+        :raises ServiceUnavailable: the storage is down in ``"reject"`` mode.
+        """
+        value = current_app.config.get(_LIMIT_PREFIX + scope.upper())
+        if not value:
+            return
+        items = parse_limit(value)
+        limiter = self.strategy()
+        if limiter is None:
+            return
+        try:
+            self._count(limiter, items, scope, subject, consume)
+        except (RateLimited, ServiceUnavailable):
+            raise
+        except Exception as exc:
+            if limiter is self._fallback:
+                raise
+            self.storage_failed(exc)
+            degraded = self.degraded()
+            if degraded is not None:
+                self._count(degraded, items, scope, subject, consume)
+            return
+        if self._failures and limiter is self._primary:
+            self._failures = 0
+            self._down_until = 0.0
+
+    def _count(
+        self,
+        limiter: RateLimiter,
+        items: tuple[RateLimitItem, ...],
+        scope: str,
+        subject: str,
+        consume: bool,
+    ) -> None:
+        usages = _request_usages(create=True)
+        identifiers = (KEY_NAMESPACE, self.namespace, scope, subject)
+        for index, item in enumerate(items):
+            allowed = (
+                limiter.hit(item, *identifiers) if consume else limiter.test(item, *identifiers)
+            )
+            stats = limiter.get_window_stats(item, *identifiers)
+            policy = scope if index == 0 else f"{scope}_{index}"
+            usage = Usage(
+                policy,
+                item.amount,
+                item.get_expiry(),
+                max(0, stats.remaining),
+                stats.reset_time,
+                not allowed,
+            )
+            usages[policy] = usage
+            if not allowed:
+                signals.rate_limit_exceeded.send(
+                    current_app._get_current_object(),  # type: ignore[attr-defined]
+                    limit=str(current_app.config.get(_LIMIT_PREFIX + scope.upper())),
+                    scope=scope,
+                )
+                raise RateLimited(retry_after=usage.retry_after(time.time()))
+
+
+def _own_storage(uri: str) -> Storage:
+    scheme = uri.partition("://")[0]
+    options: dict[str, Any] = {}
+    if scheme in _REDIS_SCHEMES:
+        options = {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
+    try:
+        storage = cast(Storage, storage_from_string(uri, wrap_exceptions=True, **options))
+    except LimitsConfigurationError as exc:
+        raise ConfigurationError(
+            f"COCART_JWT_RATELIMIT_STORAGE_URI {uri!r} cannot be used: {exc}. "
+            "Use 'memory://' or 'redis://host:port/db' (pip install redis)."
+        ) from exc
+    return storage
+
+
+# -- wiring -----------------------------------------------------------------
+
+
+def init_limits(
+    app: Flask, settings: Settings, limiter: Any, blueprint: Blueprint
+) -> RateLimits | None:
+    """Set up the rate limits of ``app``; called by ``init_app``.
+
+    Exempts the token routes from the default and application limits of the
+    given Limiter and of any Limiter already initialised on the app, so that
+    they are not counted twice, and registers the header hook.
+
+    :returns: ``None`` when ``COCART_JWT_RATELIMIT_ENABLED`` is false.
+    """
+    limiters = set(app.extensions.get("limiter", ()))
+    if limiter is not None:
+        limiters.add(limiter)
+    for each in limiters:
+        each.exempt(blueprint)
+    if not settings.ratelimit_enabled or (limiter is not None and limiter.enabled is False):
+        return None
+    limits = RateLimits(settings, limiter)
+    app.after_request(_inject_headers)
+    return limits
+
+
+def _limits() -> RateLimits | None:
+    _, state = current_extension()
+    limits: RateLimits | None = state.limits
+    return limits
+
+
+def limit_ip(route: str) -> None:
+    """Hit the per-IP limit of ``route`` (``"login"``, ``"refresh"``...)."""
+    limits = _limits()
+    if limits is not None:
+        limits.apply(route + "_per_ip", request.remote_addr or "unknown")
+
+
+def limit_token(route: str, token: str, state: AppState | None = None) -> None:
+    """Hit the per-token limit of ``route`` for ``token`` (hashed)."""
+    limits = _limits() if state is None else state.limits
+    if limits is not None:
+        limits.apply(route + "_per_token", limits.key("ratelimit", token))
+
+
+def limit_bearer(route: str, state: AppState | None = None) -> None:
+    """Hit the per-IP limit of ``route``, then the per-token one of its Bearer token."""
+    from .context import access_token_from_request
+
+    if state is None:
+        _, state = current_extension()
+    limits: RateLimits | None = state.limits
+    if limits is None:
+        return
+    limits.apply(route + "_per_ip", request.remote_addr or "unknown")
+    token = access_token_from_request(state)
+    if token is not None:
+        limits.apply(route + "_per_token", limits.key("ratelimit", token))
+
+
+def _username_key(limits: RateLimits, username: str) -> str:
+    return limits.key("ratelimit-username", username.strip().casefold())
+
+
+def check_login_username(username: str) -> None:
+    """Refuse a login for ``username`` while its failed attempts are at the limit."""
+    limits = _limits()
+    if limits is not None:
+        limits.apply("login_failures_per_username", _username_key(limits, username), consume=False)
+
+
+def record_login_failure(username: str) -> None:
+    """Count a failed login for ``username``."""
+    limits = _limits()
+    if limits is not None:
+        # A concurrent failure may breach the limit here: this attempt has
+        # failed already, and the next one is refused.
+        with contextlib.suppress(RateLimited):
+            limits.apply("login_failures_per_username", _username_key(limits, username))
+
+
+def _request_usages(*, create: bool = False) -> dict[str, Usage]:
+    """The usages recorded for the current request.
+
+    Kept with the request object: ``g`` lives as long as the app context,
+    which a test may keep around several requests.
+    """
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    held: tuple[object, dict[str, Usage]] | None = g.get(_G_KEY)
+    if held is not None and held[0] is current:
+        return held[1]
+    usages: dict[str, Usage] = {}
+    if create:
+        setattr(g, _G_KEY, (current, usages))
+    return usages
+
+
+def _inject_headers(response: Response) -> Response:
+    usages = _request_usages()
+    if not usages:
+        return response
+    g.pop(_G_KEY, None)
+    now = time.time()
+    ordered = sorted(usages.values(), key=lambda u: (not u.breached, u.remaining, -u.reset))
+    top = ordered[0]
+    headers = response.headers
+    headers["X-RateLimit-Limit"] = str(top.amount)
+    headers["X-RateLimit-Remaining"] = str(top.remaining)
+    headers["X-RateLimit-Reset"] = str(math.ceil(top.reset))
+    if top.breached and response.status_code == 429 and "Retry-After" not in headers:
+        headers["Retry-After"] = str(top.retry_after(now))
+    limits = _limits()
+    if limits is not None and limits.draft_headers:
+        headers["RateLimit-Policy"] = ", ".join(
+            f'"{u.policy}";q={u.amount};w={u.window}' for u in ordered
+        )
+        headers["RateLimit"] = (
+            f'"{top.policy}";r={top.remaining};t={max(0, math.ceil(top.reset - now))}'
+        )
+    return response
