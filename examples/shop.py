@@ -100,6 +100,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "shop.sqlite3"),
     )
+    # Deployment settings come from FLASK_* environment variables, e.g.
+    # FLASK_SQLALCHEMY_DATABASE_URI or FLASK_COCART_JWT_RATELIMIT_STORAGE_URI.
+    app.config.from_prefixed_env()
     app.config.update(config or {})
     if not app.config.get("COCART_JWT_SECRET_KEY"):
         app.config["COCART_JWT_SECRET_KEY"] = _secret(app)
