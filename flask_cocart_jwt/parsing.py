@@ -48,12 +48,21 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
 
 
 def text_field(body: dict[str, Any], name: str, *, max_chars: int) -> str:
-    """A required, non-empty string field of at most ``max_chars`` characters."""
+    """A required, non-empty string field of at most ``max_chars`` characters.
+
+    Strings that cannot be encoded as UTF-8 (lone surrogates such as
+    ``"\\ud800"`` in JSON) are refused, so that callbacks and rate-limit keys
+    only ever see text that can be hashed and stored.
+    """
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"The field '{name}' is required and must be a string.")
     if len(value) > max_chars:
         raise InvalidRequest(f"The field '{name}' is too long.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"The field '{name}' is not valid text.") from None
     return value
 
 
