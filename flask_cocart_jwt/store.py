@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -213,7 +214,7 @@ class Store:
                 rows = conn.execute(
                     select(s.c.id)
                     .where(_live(s, identity, now))
-                    .order_by(s.c.created_at.desc(), s.c.id)
+                    .order_by(*_newest_first(s, t))
                     .offset(max_sessions)
                 ).all()
                 evicted = [r.id for r in rows if r.id != session_id]
@@ -395,10 +396,10 @@ class Store:
 
     def list_sessions(self, identity: str, *, now: int) -> list[SessionInfo]:
         """The live sessions of ``identity``, newest first."""
-        s = self.tables.sessions
+        s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
             rows = conn.execute(
-                select(s).where(_live(s, identity, now)).order_by(s.c.created_at.desc(), s.c.id)
+                select(s).where(_live(s, identity, now)).order_by(*_newest_first(s, t))
             ).all()
         return [
             SessionInfo(r.id, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent)
@@ -436,9 +437,48 @@ class Store:
                 conn.execute(delete(s).where(s.c.id.in_(ids)))
             total += len(ids)
 
+    def count_expired(self, *, now: int) -> int:
+        """The number of sessions past their absolute expiry (to be purged)."""
+        s = self.tables.sessions
+        with self.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(s).where(s.c.expires_at <= now)
+                ).scalar_one()
+            )
+
+    def iter_purge_expired(self, *, now: int, batch_size: int = 1000) -> Iterator[int]:
+        """Like :meth:`purge_expired`, one batch at a time (for progress bars).
+
+        Each batch is its own transaction; the generator yields the number of
+        sessions it deleted and stops when none are left.
+        """
+        s, t = self.tables.sessions, self.tables.refresh_tokens
+        while True:
+            with self.begin() as conn:
+                ids = [
+                    r.id
+                    for r in conn.execute(
+                        select(s.c.id).where(s.c.expires_at <= now).limit(batch_size)
+                    )
+                ]
+                if ids:
+                    conn.execute(delete(t).where(t.c.session_id.in_(ids)))
+                    conn.execute(delete(s).where(s.c.id.in_(ids)))
+            if not ids:
+                return
+            yield len(ids)
+
 
 def _live(s: Any, identity: str, now: int) -> Any:
     return and_(s.c.identity == identity, s.c.revoked_at.is_(None), s.c.expires_at > now)
+
+
+def _newest_first(s: Any, t: Any) -> tuple[Any, ...]:
+    """Sessions newest first; within one second, by the autoincrement id of
+    their first refresh token (the order of creation), never by random id."""
+    first_token = select(func.min(t.c.id)).where(t.c.session_id == s.c.id).scalar_subquery()
+    return (s.c.created_at.desc(), first_token.desc())
 
 
 def _revoke(s: Any, now: int, reason: str) -> Any:
