@@ -21,6 +21,7 @@ from .exceptions import (
 )
 from .limits import limit_token
 from .state import AppState, current_extension
+from .store import database_errors_as_503
 from .tokens import decode_access_token
 
 _G_KEY = "_cocart_jwt"
@@ -97,7 +98,8 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
         raise FreshTokenRequired
     user = None
     if ext._user_loader is not None:
-        user = ext._user_loader(claims["sub"])
+        with database_errors_as_503():
+            user = ext._user_loader(claims["sub"])
         if user is None:
             raise UserNotFound
     _remember(RequestAuth(claims, user))

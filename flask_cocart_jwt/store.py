@@ -56,6 +56,24 @@ _REFRESH_TOKEN_SHAPE_MAX = 128
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
+@contextmanager
+def database_errors_as_503() -> Iterator[None]:
+    """Turn "database unavailable" errors raised in the block into a 503.
+
+    The extension's own queries go through it, and so do the user's callbacks
+    (``credentials_checker``, ``user_loader``) that query the database
+    themselves: a lost connection, a refused connection or a pool timeout
+    answers ``service_unavailable`` with ``Retry-After`` rather than a 500.
+    Other errors, including the rest of SQLAlchemy's, pass through.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise ServiceUnavailable from exc
+
+
 def hash_refresh_token(token: str) -> str:
     """The stored form of a refresh token: SHA-256, hex.
 
@@ -149,10 +167,8 @@ class Store:
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        try:
+        with database_errors_as_503():
             yield
-        except _UNAVAILABLE as exc:
-            raise ServiceUnavailable from exc
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -16,7 +16,7 @@ from .context import access_token_from_request, verify_access_token
 from .exceptions import AuthError, InvalidCredentials, InvalidRequest, MissingToken
 from .parsing import json_body, login_credentials
 from .state import current_extension
-from .store import MAX_REFRESH_TOKEN_CHARS
+from .store import MAX_REFRESH_TOKEN_CHARS, database_errors_as_503
 
 BLUEPRINT_NAME = "cocart_jwt"
 
@@ -41,7 +41,8 @@ def login() -> Response:
             "POST /login needs a credentials checker. Register one with "
             "@cocart_jwt.credentials_checker."
         )
-    user = checker(username, password)
+    with database_errors_as_503():
+        user = checker(username, password)
     if user is None:
         limits.record_login_failure(username)
         raise InvalidCredentials
