@@ -6,20 +6,27 @@ Flask counterpart of CoCart's password-change and user-deletion triggers.
 
 When the token tables live in the user's database (``CoCartJWT(db=db)``) the
 revocation runs on the flush's own connection, so it commits, or rolls back,
-with the user's change. With the embedded database it is written at once in
-a transaction of its own (a rolled-back change then still logs the user out,
-which errs on the safe side).
+with the user's change; the process's revocation view and the
+``session_revoked`` signal follow only once the session commits. With the
+embedded database it is written at once in a transaction of its own (a
+rolled-back change then still logs the user out, which errs on the safe side).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, object_session
 
 from .state import current_extension
+
+#: ``Session.info`` key of the notifications waiting for the session's commit.
+_PENDING = "cocart_jwt_pending_revocations"
 
 if TYPE_CHECKING:
     from .extension import CoCartJWT
@@ -49,8 +56,19 @@ def watch_model(
         ids = state.store.revoke_user(
             identity, reason, now=now, conn=connection if same_db else None
         )
-        if ids:
+        if not ids:
+            return
+        session = object_session(target) if same_db else None
+        if session is None:
             ext._revoked(state, ids, reason, now)
+            return
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def notify() -> None:
+            with app.app_context():
+                ext._revoked(state, ids, reason, now)
+
+        session.info.setdefault(_PENDING, []).append(notify)
 
     def after_update(_mapper: Any, connection: Connection, target: Any) -> None:
         attrs = inspect(target).attrs
@@ -60,6 +78,21 @@ def watch_model(
     def after_delete(_mapper: Any, connection: Connection, target: Any) -> None:
         revoke(connection, target, "user_deleted")
 
+    if not event.contains(Session, "after_commit", _after_commit):
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
     event.listen(model, "after_update", after_update)
     if revoke_on_delete:
         event.listen(model, "after_delete", after_delete)
+
+
+def _after_commit(session: Session) -> None:
+    """The user's change is committed: tell the process and the signal."""
+    pending: list[Callable[[], None]] = session.info.pop(_PENDING, [])
+    for notify in pending:
+        notify()
+
+
+def _after_rollback(session: Session) -> None:
+    """The user's change, and the revocation with it, was rolled back."""
+    session.info.pop(_PENDING, None)
