@@ -32,7 +32,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 
 from . import signals
-from .config import PREFIX, Settings
+from .config import DEFAULTS, PREFIX, Settings
 from .exceptions import ConfigurationError, RateLimited, ServiceUnavailable
 from .state import current_extension
 
@@ -190,15 +190,15 @@ class RateLimits:
         :raises RateLimited: a limit is exceeded.
         :raises ServiceUnavailable: the storage is down in ``"reject"`` mode.
         """
-        value = current_app.config.get(_LIMIT_PREFIX + scope.upper())
+        key = _LIMIT_PREFIX + scope.upper()
+        value = current_app.config.get(key, DEFAULTS[key])
         if not value:
             return
-        items = parse_limit(value)
         limiter = self.strategy()
         if limiter is None:
             return
         try:
-            self._count(limiter, items, scope, subject, consume)
+            self._count(limiter, value, scope, subject, consume)
         except (RateLimited, ServiceUnavailable):
             raise
         except Exception as exc:
@@ -207,7 +207,7 @@ class RateLimits:
             self.storage_failed(exc)
             degraded = self.degraded()
             if degraded is not None:
-                self._count(degraded, items, scope, subject, consume)
+                self._count(degraded, value, scope, subject, consume)
             return
         if self._failures and limiter is self._primary:
             self._failures = 0
@@ -216,14 +216,14 @@ class RateLimits:
     def _count(
         self,
         limiter: RateLimiter,
-        items: tuple[RateLimitItem, ...],
+        value: str,
         scope: str,
         subject: str,
         consume: bool,
     ) -> None:
         usages = _request_usages(create=True)
         identifiers = (KEY_NAMESPACE, self.namespace, scope, subject)
-        for index, item in enumerate(items):
+        for index, item in enumerate(parse_limit(value)):
             allowed = (
                 limiter.hit(item, *identifiers) if consume else limiter.test(item, *identifiers)
             )
@@ -241,7 +241,7 @@ class RateLimits:
             if not allowed:
                 signals.rate_limit_exceeded.send(
                     current_app._get_current_object(),  # type: ignore[attr-defined]
-                    limit=str(current_app.config.get(_LIMIT_PREFIX + scope.upper())),
+                    limit=value,
                     scope=scope,
                 )
                 raise RateLimited(retry_after=usage.retry_after(time.time()))
