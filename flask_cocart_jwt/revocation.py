@@ -53,6 +53,7 @@ class RevocationView:
         self._lock = threading.Lock()
         self._merge_lock = threading.Lock()
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def is_revoked(self, session_id: str) -> bool:
         """Whether ``session_id`` is revoked, as far as this process knows.
@@ -71,9 +72,16 @@ class RevocationView:
             for session_id in session_ids:
                 self._revoked[session_id] = revoked_at
 
-    def close(self) -> None:
-        """Stop the background thread."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the background thread and wait for it (at most ``timeout`` seconds).
+
+        Waiting lets a poll that is running finish and return its connection,
+        so that the store's engine can then be disposed cleanly.
+        """
         self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def sync(self) -> None:
         """Read new revocations from the database and forget old ones."""
@@ -114,6 +122,7 @@ class RevocationView:
                 daemon=True,
             )
             thread.start()
+            self._thread = thread
             self._pid = os.getpid()
 
 

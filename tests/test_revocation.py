@@ -1,0 +1,101 @@
+"""The access-token revocation check across processes (two apps, one database)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flask_cocart_jwt.revocation import RevocationView
+from tests.conftest import AuthActions, assert_error
+from tests.test_refresh import AppFactory, app_factory, app_state
+from tests.test_store_faults import failing
+
+#: The longest a test waits for another worker's revocation to show up.
+DEADLINE = 3.0
+
+
+@pytest.fixture
+def new_app(
+    make_app: AppFactory, database_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AppFactory]:
+    monkeypatch.setattr(RevocationView, "poll_interval", 0.05)
+    with app_factory(make_app, database_uri) as factory:
+        yield factory
+
+
+def wait_for_status(auth: AuthActions, access_token: str, status: int) -> tuple[Any, float]:
+    """Call ``/me`` until it answers ``status`` or the deadline passes."""
+    start = time.monotonic()
+    while True:
+        response = auth.get("/me", access_token)
+        elapsed = time.monotonic() - start
+        if response.status_code == status or elapsed > DEADLINE:
+            return response, elapsed
+        time.sleep(0.02)  # a background thread is polling: wait for it, briefly
+
+
+def test_revocation_from_another_worker(new_app: AppFactory) -> None:
+    worker_a, worker_b = new_app(), new_app()
+    a, b = AuthActions(worker_a.test_client()), AuthActions(worker_b.test_client())
+    tokens = a.tokens()
+    other = a.tokens()
+    assert b.get("/me", tokens["access_token"]).status_code == 200  # B's view is running
+
+    assert a.post("/auth/revoke", tokens["access_token"]).json == {"revoked": True}
+    assert_error(a.get("/me", tokens["access_token"]), 401, "session_revoked")  # at once
+    response, elapsed = wait_for_status(b, tokens["access_token"], 401)
+    assert_error(response, 401, "session_revoked")
+    assert elapsed < DEADLINE
+    assert b.get("/me", other["access_token"]).status_code == 200
+
+
+def test_revocation_before_the_worker_started(new_app: AppFactory) -> None:
+    worker_a = new_app()
+    a = AuthActions(worker_a.test_client())
+    tokens = a.tokens()
+    with worker_a.test_request_context():
+        assert worker_a.extensions["cocart_jwt"].revoke_user("alice") == 1
+    b = AuthActions(new_app().test_client())
+    assert_error(b.get("/me", tokens["access_token"]), 401, "session_revoked")
+
+
+def test_reuse_seen_by_another_worker(new_app: AppFactory) -> None:
+    worker_a, worker_b = new_app(COCART_JWT_REFRESH_REUSE_INTERVAL=0), new_app()
+    a, b = AuthActions(worker_a.test_client()), AuthActions(worker_b.test_client())
+    first = a.tokens()
+    second = a.refresh(first["refresh_token"]).json
+    assert b.get("/me", second["access_token"]).status_code == 200
+    assert_error(a.refresh(first["refresh_token"]), 401, "refresh_token_reused")
+    response, _ = wait_for_status(b, second["access_token"], 401)
+    assert_error(response, 401, "session_revoked")
+
+
+def test_check_disabled(new_app: AppFactory) -> None:
+    app = new_app(COCART_JWT_REVOCATION_CHECK=False)
+    assert app_state(app).revocations is None
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    assert auth.post("/auth/revoke", tokens["access_token"]).json == {"revoked": True}
+    # Access tokens live until they expire; the refresh token is dead at once.
+    assert auth.get("/me", tokens["access_token"]).status_code == 200
+    assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
+
+
+def test_stale_view_refuses(new_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    assert auth.get("/me", tokens["access_token"]).status_code == 200
+    monkeypatch.setattr(RevocationView, "max_staleness", 0.0)
+
+    def revoked_since(statement: str, params: Any) -> bool:
+        return "revoked_at >=" in statement
+
+    with failing(app, revoked_since):
+        response = auth.get("/me", tokens["access_token"])
+    assert_error(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"]
+    assert auth.get("/me", tokens["access_token"]).status_code == 200
