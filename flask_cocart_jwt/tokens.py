@@ -7,7 +7,8 @@ token itself:
 
 1. size cap and character set (``[A-Za-z0-9_.-]``), exactly three segments;
 2. canonical base64url in every segment (no padding, no stray bits);
-3. header: a JSON object of UTF-8 with no duplicate names, ``kid`` selecting a
+3. header: a JSON object of UTF-8 with no duplicate names (like the claims,
+   nested at most :data:`MAX_JSON_DEPTH` levels), ``kid`` selecting a
    configured key, ``alg`` equal to that key's one algorithm, ``typ`` equal to
    ``at+jwt``, no ``crit``; ``jwk``/``jku``/``x5u``/``x5c`` are never used;
 4. the signature, with the configured key only;
@@ -42,6 +43,8 @@ RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "s
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _TOKEN_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
 _MAX_IDENTITY_CHARS = 255
+#: The deepest nesting of arrays and objects accepted in a header or claims.
+MAX_JSON_DEPTH = 32
 
 
 def _reject_constant(name: str) -> None:
@@ -69,9 +72,39 @@ def _b64decode(segment: str) -> bytes:
     return data
 
 
+def _check_depth(text: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_JSON_DEPTH`, or raise ``ValueError``.
+
+    Deep nesting would otherwise be limited only by the interpreter's
+    recursion limit, which differs between Python versions and call stacks.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError("JSON nested too deeply")
+        elif char in "]}":
+            depth -= 1
+
+
 def _json_object(data: bytes) -> dict[str, Any]:
     """Parse a strict JSON object from UTF-8 bytes, or raise ``ValueError``."""
-    obj = _decoder.decode(data.decode("utf-8"))
+    text = data.decode("utf-8")
+    _check_depth(text)
+    obj = _decoder.decode(text)
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     return obj
