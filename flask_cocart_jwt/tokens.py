@@ -162,8 +162,6 @@ def decode_access_token(token: str, settings: Settings, now: float) -> dict[str,
     leeway = settings.leeway
     if iat > now + leeway or nbf > now + leeway:
         raise InvalidToken
-    if exp <= now - leeway:
-        raise TokenExpired
     if "fresh" in claims and type(claims["fresh"]) is not bool:
         raise InvalidToken
 
@@ -179,8 +177,11 @@ def decode_access_token(token: str, settings: Settings, now: float) -> dict[str,
             type(a) is str and a in settings.audience for a in audiences
         ):
             raise InvalidToken
-    elif aud is not None:
+    elif "aud" in claims:
         raise InvalidToken
+    # Last, so that "token_expired" means "valid but for its age": refresh it.
+    if exp <= now - leeway:
+        raise TokenExpired
     return claims
 
 
