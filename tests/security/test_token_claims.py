@@ -1,4 +1,4 @@
-"""SPEC 9, claims: ``exp``/``nbf``/``iat`` edges and types, required claims, ``iss``/``aud``, ``typ``.
+"""SPEC 9, claims: time edges and types, required claims, ``iss``/``aud`` and ``typ``.
 
 The clock is frozen with time-machine; forged tokens are signed with the
 app's secret so only the claim check under test can refuse them.
