@@ -144,12 +144,26 @@ def _secret_bytes(secret: object, algorithm: str, name: str) -> bytes:
             f"{name} is too short for {algorithm}: {len(secret)} bytes. Use at least "
             f"{needed} random bytes, e.g. secrets.token_urlsafe(64)."
         )
-    if len(set(secret)) < MIN_DISTINCT_SECRET_BYTES:
+    if _looks_guessable(secret):
         raise ConfigurationError(
-            f"{name} is not random enough (fewer than {MIN_DISTINCT_SECRET_BYTES} "
-            "distinct bytes). Use secrets.token_urlsafe(64)."
+            f"{name} is not random enough (a repeated pattern, a dominant byte or "
+            f"fewer than {MIN_DISTINCT_SECRET_BYTES} distinct bytes). "
+            "Use secrets.token_urlsafe(64)."
         )
     return secret
+
+
+def _looks_guessable(secret: bytes) -> bool:
+    """Whether ``secret`` is plainly not random.
+
+    A cheap screen, not an entropy estimate: too few distinct bytes, one byte
+    making up over 40% of the secret, or a repeated pattern.
+    """
+    if len(set(secret)) < MIN_DISTINCT_SECRET_BYTES:
+        return True
+    if max(secret.count(b) for b in set(secret)) * 5 > len(secret) * 2:
+        return True
+    return any(secret[p:] == secret[:-p] for p in range(1, len(secret) // 2 + 1))
 
 
 def _hmac_key(secret: object, algorithm: str, name: str) -> Any:
