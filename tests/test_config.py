@@ -45,8 +45,8 @@ def test_other_prefixes_are_not_ours(make_app: MakeApp) -> None:
     make_app(JWT_SECRET_KEY="x", COCART_SOMETHING="y")
 
 
-def test_defaults() -> None:
-    settings = load_settings({"COCART_JWT_SECRET_KEY": SECRET}, "/tmp/instance")
+def test_defaults(tmp_path: Any) -> None:
+    settings = load_settings({"COCART_JWT_SECRET_KEY": SECRET}, str(tmp_path))
     assert settings.keyring.algorithm == "HS256"
     assert settings.access_token_expires == 15 * 60
     assert settings.refresh_token_expires == 30 * 86400
@@ -113,7 +113,8 @@ def test_ill_typed_secret(make_app: MakeApp, secret: Any) -> None:
 @pytest.mark.parametrize(
     "secret",
     [
-        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n",
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+        "-----END PUBLIC KEY-----\n",
         '{"kty": "oct", "k": "abcdefghijklmnopqrstuvwxyz0123456789"}',
         "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 user@example.com",
     ],
@@ -158,7 +159,7 @@ def test_ill_typed_zero_allowed_durations(make_app: MakeApp, key: str, value: An
         make_app(**{key: value})
 
 
-def test_durations_as_numbers_and_timedeltas() -> None:
+def test_durations_as_numbers_and_timedeltas(tmp_path: Any) -> None:
     settings = load_settings(
         {
             "COCART_JWT_SECRET_KEY": SECRET,
@@ -167,7 +168,7 @@ def test_durations_as_numbers_and_timedeltas() -> None:
             "COCART_JWT_LEEWAY": 0,
             "COCART_JWT_REFRESH_REUSE_INTERVAL": timedelta(0),
         },
-        "/tmp/instance",
+        str(tmp_path),
     )
     assert (settings.access_token_expires, settings.refresh_token_expires) == (60, 3600)
     assert (settings.leeway, settings.refresh_reuse_interval) == (0, 0)
