@@ -19,7 +19,14 @@ from .models import define_tables
 from .records import SessionInfo, TokenPair
 from .revocation import RevocationView
 from .state import EXTENSION_KEY, AppState, current_extension
-from .store import RefreshContext, Store, embedded_engine, looks_like_refresh_token
+from .store import (
+    RefreshContext,
+    Store,
+    close_session_quietly,
+    database_errors_as_503,
+    embedded_engine,
+    looks_like_refresh_token,
+)
 from .tokens import encode_access_token
 from .views import create_blueprint
 from .watch import watch_model
@@ -129,9 +136,17 @@ class CoCartJWT:
         app.extensions[EXTENSION_KEY] = self
         app.register_error_handler(AuthError, self._handle_auth_error)
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix or None)
+        if self.db is not None:
+            app.teardown_appcontext(self._close_db_session)
 
     def _handle_auth_error(self, error: AuthError) -> Response:
         return self._error_response_loader(error)
+
+    def _close_db_session(self, _exc: BaseException | None) -> None:
+        # Before Flask-SQLAlchemy's own teardown: a connection lost mid-request
+        # must not turn the 503 already rendered into a 500.
+        if self.db is not None and "sqlalchemy" in current_app.extensions:
+            close_session_quietly(self.db.session)
 
     # -- callbacks -------------------------------------------------------
 
@@ -290,7 +305,8 @@ class CoCartJWT:
 
         def check_user(identity: str) -> None:
             if self._user_loader is not None:
-                users[identity] = self._user_loader(identity)
+                with database_errors_as_503():
+                    users[identity] = self._user_loader(identity)
                 if users[identity] is None:
                     raise UserNotFound
 

@@ -74,6 +74,30 @@ def database_errors_as_503() -> Iterator[None]:
         raise ServiceUnavailable from exc
 
 
+def close_session_quietly(scoped: Any) -> None:
+    """Close the user's ``db.session``; invalidate it if its connection is gone.
+
+    Flask-SQLAlchemy closes the session at teardown with a ``ROLLBACK``. When
+    the database connection dropped during the request, that rollback raises
+    after the view has answered and turns a 503 into a 500. Closing it first
+    (the extension's teardown is registered after ``db.init_app``'s, so it
+    runs before it) does the same, except that a dead connection is
+    discarded instead of raising.
+
+    :param scoped: the ``scoped_session`` (``db.session``); nothing is done
+        when the current scope has no session.
+
+    .. versionadded:: 0.1
+    """
+    if not scoped.registry.has():
+        return
+    session = scoped.registry()
+    try:
+        session.close()
+    except _UNAVAILABLE:
+        session.invalidate()
+
+
 def hash_refresh_token(token: str) -> str:
     """The stored form of a refresh token: SHA-256, hex.
 

@@ -15,15 +15,26 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 
 from flask_cocart_jwt import CoCartJWT
 from flask_cocart_jwt.exceptions import ServiceUnavailable
-from flask_cocart_jwt.store import database_errors_as_503
-from tests.conftest import PASSWORDS, AuthActions, User, assert_error
+from flask_cocart_jwt.store import close_session_quietly, database_errors_as_503
+from tests.conftest import (
+    PASSWORDS,
+    SECRET,
+    AuthActions,
+    User,
+    _drop_token_tables,
+    assert_error,
+    require_server,
+)
+from tests.integration.proxy import TcpProxy
 from tests.test_refresh import AppFactory, app_factory, live_tokens
 
 
@@ -146,3 +157,83 @@ def test_refresh_when_user_loader_loses_the_database(shop: Flask, users: Users) 
     assert again.status_code == 200, again.json
     assert again.json["session_id"] == tokens["session_id"]
     assert len(live_tokens(shop, tokens["session_id"])) == 1
+
+
+@pytest.fixture
+def postgresql_via_proxy() -> Iterator[tuple[str, TcpProxy]]:
+    """The PostgreSQL test database behind a proxy that can be cut."""
+    url = require_server("postgresql")
+    _drop_token_tables(url)
+    parts = urlsplit(url)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{proxy.port}"
+        yield urlunsplit(parts._replace(netloc=netloc)), proxy
+    _drop_token_tables(url)
+
+
+@pytest.mark.needs_server
+def test_connection_lost_mid_request_is_503_not_500(
+    postgresql_via_proxy: tuple[str, TcpProxy],
+) -> None:
+    """The user's ``db.session`` holds a connection that dies mid-request.
+
+    Flask-SQLAlchemy's teardown would roll it back over the dead socket and
+    turn the rendered 503 into a 500; the extension closes it first.
+    """
+    url, proxy = postgresql_via_proxy
+    db = SQLAlchemy()
+    ext = CoCartJWT(db=db)
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=url,
+        COCART_JWT_SECRET_KEY=SECRET,
+        COCART_JWT_RATELIMIT_ENABLED=False,
+    )
+    cut = {"now": False}
+
+    @ext.credentials_checker
+    def check(username: str, password: str) -> User | None:
+        return User(username) if PASSWORDS.get(username) == password else None
+
+    @ext.user_loader
+    def load(identity: str) -> User:
+        db.session.execute(sa.text("SELECT 1"))  # the session now holds a connection
+        if cut["now"]:
+            proxy.cut()  # ... which dies before the extension's own queries
+        return User(identity)
+
+    db.init_app(app)
+    ext.init_app(app)
+    with app.app_context():
+        db.create_all()
+    try:
+        auth = AuthActions(app.test_client())
+        tokens = auth.tokens()
+        cut["now"] = True
+        assert_unavailable(auth.refresh(tokens["refresh_token"]))
+        cut["now"] = False
+        proxy.restore()
+        again = auth.refresh(tokens["refresh_token"])
+        assert again.status_code == 200, again.json
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        state = app.extensions["cocart_jwt"]._states[app]
+        if state.revocations is not None:
+            state.revocations.close()
+
+
+def test_close_session_quietly_on_a_live_database(tmp_path: Any) -> None:
+    db = SQLAlchemy()
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'users.sqlite3'}"
+    db.init_app(app)
+    with app.app_context():
+        close_session_quietly(db.session)  # no session in this scope: nothing to do
+        assert not db.session.registry.has()
+        db.session.execute(sa.text("SELECT 1"))
+        close_session_quietly(db.session)
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        db.engine.dispose()
