@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, has_request_context, jsonify, re
 from sqlalchemy import MetaData
 
 from . import signals
+from .cli import cli_group
 from .config import load_settings
 from .exceptions import AuthError, ConfigurationError, InvalidRefreshToken, UserNotFound
 from .keys import b64url
@@ -138,6 +139,7 @@ class CoCartJWT:
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix or None)
         if self.db is not None:
             app.teardown_appcontext(self._close_db_session)
+        app.cli.add_command(cli_group)
 
     def _handle_auth_error(self, error: AuthError) -> Response:
         return self._error_response_loader(error)
