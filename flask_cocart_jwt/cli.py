@@ -38,6 +38,7 @@ from .context import verify_access_token
 from .exceptions import AuthError, CoCartJWTError
 from .keys import EC_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, SUPPORTED_ALGORITHMS
 from .state import AppState, current_extension
+from .store import database_errors_as_503
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -212,7 +213,8 @@ def issue_command(identity: str, fresh: bool) -> None:
     ext, _ = _extension()
     user: Any = _CommandLineUser(identity)
     if ext._user_loader is not None:
-        user = ext._user_loader(identity)
+        with database_errors_as_503():
+            user = ext._user_loader(identity)
         if user is None:
             raise click.ClickException(
                 f"user_not_found: the user loader found no user {identity!r}."

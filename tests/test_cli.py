@@ -226,6 +226,17 @@ def test_issue_identity_must_survive_the_identity_loader(build: AppFactory) -> N
     assert run(app, "sessions", "alice").stdout.startswith("No live sessions")
 
 
+def test_issue_user_loader_database_down(build: AppFactory) -> None:
+    ext = CoCartJWT()
+
+    @ext.user_loader
+    def load(identity: str) -> Any:
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    app = build(extension=ext)
+    assert_fails(run(app, "issue", "alice"), 1, "service_unavailable")
+
+
 @pytest.mark.parametrize("identity", ["", "x" * 256])
 def test_issue_bad_identity(cli_app: Flask, identity: str) -> None:
     assert_fails(run(cli_app, "issue", identity), 2, "IDENTITY")
