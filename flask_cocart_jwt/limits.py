@@ -32,7 +32,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 
 from . import signals
-from .config import DEFAULTS, PREFIX, Settings
+from .config import DEFAULTS, LIMIT_KEYS, PREFIX, Settings
 from .exceptions import ConfigurationError, RateLimited, ServiceUnavailable
 from .state import current_extension
 
@@ -51,6 +51,8 @@ BACKOFF_MAX = 30.0
 
 _G_KEY = "_cocart_jwt_limits"
 _LIMIT_PREFIX = PREFIX + "LIMIT_"
+#: scope -> (config key, default), e.g. "refresh_per_ip" -> COCART_JWT_LIMIT_REFRESH_PER_IP.
+_SCOPES = {k[len(_LIMIT_PREFIX) :].lower(): (k, DEFAULTS[k]) for k in LIMIT_KEYS}
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix")
 
 
@@ -190,8 +192,8 @@ class RateLimits:
         :raises RateLimited: a limit is exceeded.
         :raises ServiceUnavailable: the storage is down in ``"reject"`` mode.
         """
-        key = _LIMIT_PREFIX + scope.upper()
-        value = current_app.config.get(key, DEFAULTS[key])
+        key, default = _SCOPES[scope]
+        value = current_app.config.get(key, default)
         if not value:
             return
         limiter = self.strategy()
@@ -360,14 +362,18 @@ def _request_usages(*, create: bool = False) -> dict[str, Usage]:
     return usages
 
 
+def _restrictiveness(usage: Usage) -> tuple[bool, int, float]:
+    """Sort key: a breached limit first, then the fewest remaining, then the latest reset."""
+    return (not usage.breached, usage.remaining, -usage.reset)
+
+
 def _inject_headers(response: Response) -> Response:
     usages = _request_usages()
     if not usages:
         return response
     g.pop(_G_KEY, None)
     now = time.time()
-    ordered = sorted(usages.values(), key=lambda u: (not u.breached, u.remaining, -u.reset))
-    top = ordered[0]
+    top = min(usages.values(), key=_restrictiveness)
     headers = response.headers
     headers["X-RateLimit-Limit"] = str(top.amount)
     headers["X-RateLimit-Remaining"] = str(top.remaining)
@@ -376,6 +382,7 @@ def _inject_headers(response: Response) -> Response:
         headers["Retry-After"] = str(top.retry_after(now))
     limits = _limits()
     if limits is not None and limits.draft_headers:
+        ordered = sorted(usages.values(), key=_restrictiveness)
         headers["RateLimit-Policy"] = ", ".join(
             f'"{u.policy}";q={u.amount};w={u.window}' for u in ordered
         )
