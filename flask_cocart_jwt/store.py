@@ -112,6 +112,15 @@ def new_refresh_token() -> str:
     return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def stored_user_agent(user_agent: str | None) -> str | None:
+    """The ``User-Agent`` as kept with a session.
+
+    NUL bytes are dropped (PostgreSQL refuses them in text) and the rest is cut
+    to the column's 255 characters.
+    """
+    return (user_agent or "").replace("\x00", "")[:255] or None
+
+
 def looks_like_refresh_token(token: object) -> bool:
     """Whether ``token`` has the shape of a refresh token (cheap pre-check)."""
     return (
@@ -239,7 +248,7 @@ class Store:
                     last_used_at=now,
                     expires_at=expires_at,
                     ip=ip[:45] if ip else None,
-                    user_agent=user_agent[:255] if user_agent else None,
+                    user_agent=stored_user_agent(user_agent),
                 )
             )
             conn.execute(
@@ -336,7 +345,7 @@ class Store:
     @staticmethod
     def _check_binding(row: Any, ctx: RefreshContext) -> None:
         if (ctx.bind_ip and row.ip != (ctx.ip or None)) or (
-            ctx.bind_user_agent and row.user_agent != ((ctx.user_agent or "")[:255] or None)
+            ctx.bind_user_agent and row.user_agent != stored_user_agent(ctx.user_agent)
         ):
             raise InvalidRefreshToken
 

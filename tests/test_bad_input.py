@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import assert_error
+from tests.test_refresh import close_app
 
 DOCUMENTED = {
     400: {"invalid_request"},
@@ -309,3 +310,36 @@ def test_random_requests_give_documented_answers(
     assert payload["message"]
     if response.status_code == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+
+
+@pytest.mark.parametrize(
+    ("username", "user_agent"),
+    [("alice", "agent\x00with-nul"), ("alice", "é" * 400), ("😀 ünïcødé", "ok")],
+)
+def test_odd_user_agent_and_identity_on_every_backend(
+    make_app: Callable[..., Flask], database_uri: str, username: str, user_agent: str
+) -> None:
+    app = make_app(COCART_JWT_DATABASE_URI=database_uri, COCART_JWT_RATELIMIT_ENABLED=False)
+    try:
+        _odd_user_agent_and_identity(app, username, user_agent)
+    finally:
+        close_app(app)
+
+
+def _odd_user_agent_and_identity(app: Flask, username: str, user_agent: str) -> None:
+    app.extensions["cocart_jwt"].register_credentials_checker(lambda u, p: u)
+    client = app.test_client()
+    headers = {"User-Agent": user_agent}
+    login = client.post(
+        "/auth/login", json={"username": username, "password": "x"}, headers=headers
+    )
+    assert login.status_code == 200, login.get_data()[:300]
+    tokens = login.get_json()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}", **headers}
+    listed = client.get("/auth/sessions", headers=bearer).get_json()["sessions"]
+    assert [s["user_agent"] for s in listed] == [user_agent.replace("\x00", "")[:255]]
+    refreshed = client.post(
+        "/auth/refresh-token", json={"refresh_token": tokens["refresh_token"]}, headers=headers
+    )
+    assert refreshed.status_code == 200
+    assert client.post("/auth/revoke-all", headers=bearer).get_json() == {"revoked": 1}
