@@ -10,7 +10,8 @@ processes or apps sharing one Redis and the same prefix enforce one global
 limit. Per-IP keys use ``request.remote_addr`` only: behind a proxy, wrap the
 app in :class:`werkzeug.middleware.proxy_fix.ProxyFix`; ``X-Forwarded-For`` is
 never read here. Per-token and per-username keys are a keyed hash (HMAC), never
-the token, its stored hash or the username.
+the token, its stored hash or the username; usernames are compared stripped and
+case-folded, so ``Alice`` and ``alice`` share one failure count.
 
 .. versionadded:: 0.1
 """
@@ -172,7 +173,13 @@ class RateLimits:
         return None
 
     def strategy(self) -> RateLimiter | None:
-        """The strategy for this request; ``None`` when limits are skipped."""
+        """The strategy for this request; ``None`` when limits are skipped.
+
+        A user's Limiter that is disabled (``RATELIMIT_ENABLED = False``)
+        disables these limits too.
+        """
+        if self._limiter is not None and self._limiter.enabled is False:
+            return None
         if self._down_until and time.monotonic() < self._down_until:
             return self.degraded()
         return self.primary()
@@ -283,7 +290,7 @@ def init_limits(
         limiters.add(limiter)
     for each in limiters:
         each.exempt(blueprint)
-    if not settings.ratelimit_enabled or (limiter is not None and limiter.enabled is False):
+    if not settings.ratelimit_enabled:
         return None
     limits = RateLimits(settings, limiter)
     app.after_request(_inject_headers)

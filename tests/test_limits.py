@@ -526,12 +526,14 @@ def test_app_limiter_initialised_first_is_exempted(tmp_path: Any) -> None:
     assert auth.client.get("/public").status_code == 429
 
 
-def test_disabled_user_limiter_disables_ours(make_app: Callable[..., Flask]) -> None:
+@pytest.mark.parametrize("how", ["argument", "config"])
+def test_disabled_user_limiter_disables_ours(make_app: Callable[..., Flask], how: str) -> None:
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
-    limiter = Limiter(get_remote_address, enabled=False, storage_uri="memory://")
-    app = make_app(extension=CoCartJWT(limiter=limiter))
+    limiter = Limiter(get_remote_address, enabled=how != "argument", storage_uri="memory://")
+    config = {"RATELIMIT_ENABLED": False} if how == "config" else {}
+    app = make_app(extension=CoCartJWT(limiter=limiter), **config)
     limiter.init_app(app)
     auth = AuthActions(app.test_client())
     token = auth.tokens()["access_token"]
