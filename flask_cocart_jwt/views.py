@@ -6,6 +6,7 @@ response. Every response carries ``Cache-Control: no-store`` (RFC 6749 5.1).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -19,6 +20,9 @@ from .state import current_extension
 from .store import MAX_REFRESH_TOKEN_CHARS, database_errors_as_503
 
 BLUEPRINT_NAME = "cocart_jwt"
+#: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
+#: not looked up (a NUL byte is a database error on PostgreSQL).
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _bearer_claims() -> dict[str, object]:
@@ -124,7 +128,7 @@ def delete_session(session_id: str) -> Response:
     """``DELETE /sessions/<id>``: revoke one of the token's user's own sessions."""
     ext, _ = current_extension()
     claims = _bearer_claims()
-    if len(session_id) > 64 or not ext.revoke_session(
+    if not _SESSION_ID.fullmatch(session_id) or not ext.revoke_session(
         session_id, "logout", identity=str(claims["sub"])
     ):
         response = jsonify(error="not_found", message="No such session.")
