@@ -654,11 +654,9 @@ def test_ids_are_case_sensitive(
     world.app.extensions["cocart_jwt"].register_credentials_checker(
         lambda username, password: username if password == "pw" else None
     )
-    alice = world.client.post("/auth/login", json={"username": "alice", "password": "pw"}).json
-    other = world.client.post("/auth/login", json={"username": "alice", "password": "pw"}).json
-    upper = world.client.post("/auth/login", json={"username": "ALICE", "password": "pw"}).json
+    alice, other, upper = (_login_pw(world, name) for name in ("alice", "alice", "ALICE"))
     bearer = f"Bearer {alice['access_token']}"
-    listed = world.call("sessions", authorization=bearer).json["sessions"]
+    listed = assert_documented(world.call("sessions", authorization=bearer), "sessions")["sessions"]
     assert upper["session_id"] not in {s["id"] for s in listed}
     response = world.call("delete_session", authorization=bearer, session_id=upper["session_id"])
     assert response.status_code == 404
@@ -667,3 +665,9 @@ def test_ids_are_case_sensitive(
     assert response.status_code == 404
     assert world.alive(upper["access_token"])
     assert world.alive(other["access_token"])
+
+
+def _login_pw(world: World, username: str) -> dict[str, Any]:
+    response = world.client.post("/auth/login", json={"username": username, "password": "pw"})
+    assert response.status_code == 200
+    return assert_documented(response, "login")
