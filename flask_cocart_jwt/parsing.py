@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from flask import request
+from werkzeug.datastructures import Authorization
 
 from .exceptions import InvalidRequest
 
@@ -66,6 +67,19 @@ def text_field(body: dict[str, Any], name: str, *, max_chars: int) -> str:
     return value
 
 
+def _basic_authorization() -> Authorization | None:
+    """The request's HTTP Basic credentials, or ``None``.
+
+    Werkzeug raises ``ValueError`` for non-ASCII Basic credentials; that is
+    malformed input here, not a server error.
+    """
+    try:
+        auth = request.authorization
+    except ValueError as exc:
+        raise InvalidRequest("The HTTP Basic credentials are malformed.") from exc
+    return auth if auth is not None and auth.type == "basic" else None
+
+
 def login_credentials() -> tuple[str, str]:
     """The username and password of a login: JSON, form fields, or HTTP Basic.
 
@@ -81,8 +95,7 @@ def login_credentials() -> tuple[str, str]:
         "multipart/form-data",
     ):
         body = request.form.to_dict()
-    elif request.authorization is not None and request.authorization.type == "basic":
-        auth = request.authorization
+    elif (auth := _basic_authorization()) is not None:
         body = {"username": auth.username, "password": auth.password}
     else:
         raise InvalidRequest("Send the username and password as JSON, form fields or HTTP Basic.")

@@ -260,6 +260,7 @@ AUTHORIZATION = st.one_of(
     st.none(),
     HEADER_TEXT,
     HEADER_TEXT.map(lambda t: "Bearer " + t),
+    HEADER_TEXT.map(lambda t: "Basic " + t),
     st.binary(max_size=40).map(lambda b: "Basic " + base64.b64encode(b).decode()),
     st.tuples(HEADER_TEXT, HEADER_TEXT).map(
         lambda up: "Basic " + base64.b64encode(f"{up[0]}:{up[1]}".encode()).decode()

@@ -100,7 +100,15 @@ def test_login_http_basic_wrong_password(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["Basic", "Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Digest x"],
+    [
+        "Basic",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Digest x",
+        "Basic \x80",
+        "Basic \xe9t\xe9:pw",
+        "Basic YWxpY2U6\xff",
+    ],
 )
 def test_login_malformed_basic(client: FlaskClient, header: str) -> None:
     response = client.post("/auth/login", headers={"Authorization": header})
