@@ -25,11 +25,23 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeEngine
 
 SESSIONS_TABLE = "cocart_jwt_sessions"
 REFRESH_TOKENS_TABLE = "cocart_jwt_refresh_tokens"
 
 _Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _exact(length: int) -> TypeEngine[str]:
+    """A string column compared byte for byte on every backend.
+
+    MySQL and MariaDB compare ``VARCHAR`` case-insensitively by default, which
+    would let ``alice`` see ``ALICE``'s sessions; a binary collation there.
+    """
+    binary = mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin")
+    return String(length).with_variant(binary, "mysql", "mariadb")
 
 
 @dataclass(frozen=True)
@@ -47,8 +59,8 @@ def define_tables(metadata: MetaData) -> Tables:
     sessions = Table(
         SESSIONS_TABLE,
         metadata,
-        Column("id", String(32), primary_key=True),
-        Column("identity", String(255), nullable=False),
+        Column("id", _exact(32), primary_key=True),
+        Column("identity", _exact(255), nullable=False),
         Column("created_at", BigInteger, nullable=False),
         Column("last_used_at", BigInteger, nullable=False),
         Column("expires_at", BigInteger, nullable=False),
@@ -64,10 +76,10 @@ def define_tables(metadata: MetaData) -> Tables:
         REFRESH_TOKENS_TABLE,
         metadata,
         Column("id", _Id, primary_key=True, autoincrement=True),
-        Column("token_hash", String(64), nullable=False, unique=True),
+        Column("token_hash", _exact(64), nullable=False, unique=True),
         Column(
             "session_id",
-            String(32),
+            _exact(32),
             ForeignKey(f"{SESSIONS_TABLE}.id", ondelete="CASCADE"),
             nullable=False,
         ),

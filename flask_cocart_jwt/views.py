@@ -189,7 +189,7 @@ def create_blueprint() -> Blueprint:
         ("/revoke", revoke, "POST"),
         ("/revoke-all", revoke_all, "POST"),
         ("/sessions", sessions, "GET"),
-        ("/sessions/<session_id>", delete_session, "DELETE"),
+        ("/sessions/<path:session_id>", delete_session, "DELETE"),
         ("/jwks.json", jwks, "GET"),
     )
     for path, view, method in routes:
