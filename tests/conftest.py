@@ -173,9 +173,7 @@ class AuthActions:
         return self.client.get(path, headers={"Authorization": f"Bearer {access_token}"})
 
     def post(self, path: str, access_token: str, **kwargs: Any) -> Any:
-        return self.client.post(
-            path, headers={"Authorization": f"Bearer {access_token}"}, **kwargs
-        )
+        return self.client.post(path, headers={"Authorization": f"Bearer {access_token}"}, **kwargs)
 
 
 @pytest.fixture
@@ -189,6 +187,7 @@ def assert_error(response: Any, status: int, code: str) -> None:
     assert response.status_code == status, (response.status_code, response.get_data()[:300])
     assert response.is_json, response.get_data()[:300]
     assert response.json["error"] == code, response.json
-    assert isinstance(response.json["message"], str) and response.json["message"]
+    assert isinstance(response.json["message"], str)
+    assert response.json["message"]
     if status == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer ")
