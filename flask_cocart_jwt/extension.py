@@ -142,7 +142,14 @@ class CoCartJWT:
         app.cli.add_command(cli_group)
 
     def _handle_auth_error(self, error: AuthError) -> Response:
-        return self._error_response_loader(error)
+        response = self._error_response_loader(error)
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if challenge.startswith("Bearer "):
+            # Name the scheme the app expects (COCART_JWT_HEADER_TYPE).
+            scheme = current_extension()[1].settings.header_type
+            if scheme != "Bearer":
+                response.headers["WWW-Authenticate"] = scheme + challenge[6:]
+        return response
 
     def _close_db_session(self, _exc: BaseException | None) -> None:
         # Before Flask-SQLAlchemy's own teardown: a connection lost mid-request

@@ -168,6 +168,26 @@ def test_unknown_session_is_json_404(auth: AuthActions) -> None:
     assert response.json == {"error": "not_found", "message": "No such session."}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("get", "/auth/login", "POST"),
+        ("put", "/auth/refresh-token", "POST"),
+        ("get", "/auth/validate-token", "POST"),
+        ("post", "/auth/sessions", "GET"),
+        ("get", "/auth/sessions/abc", "DELETE"),
+        ("delete", "/auth/jwks.json", "GET"),
+    ],
+)
+def test_wrong_method_is_json_405(
+    client: FlaskClient, method: str, path: str, allowed: str
+) -> None:
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response.json["error"] == "method_not_allowed"
+    assert response.headers["Allow"].startswith(allowed)
+
+
 def _assert_no_echo(response: Any, *secrets: str) -> None:
     text = response.get_data(as_text=True)
     assert response.is_json

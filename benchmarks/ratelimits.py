@@ -7,7 +7,7 @@ same for Flask-Limiter with the same two limits on a bare route. Limits are
 set high enough never to trip. Run it as a module, so that this file does not
 shadow the ``limits`` package::
 
-    .venv/bin/python -m benchmarks.limits [--requests 3000] [--redis redis://127.0.0.1:6379/0]
+    .venv/bin/python -m benchmarks.ratelimits [--requests 3000] [--redis redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
