@@ -62,13 +62,39 @@ class User:
         self.id = id
 
 
+#: A database of this test run's own on each server, so that two runs at once
+#: (two developers, or a developer and CI) never drop each other's tables.
+RUN_DATABASE = f"cocart_jwt_test_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def server_databases() -> Iterator[dict[str, str]]:
+    """Backend name -> URL of this run's database, created on first use."""
+    from tests.integration.servers import dedicated_database, drop_database
+
+    created: dict[str, str] = {}
+
+    class Lazy(dict[str, str]):
+        def __missing__(self, backend: str) -> str:
+            base = require_server(backend)
+            created[backend] = base
+            self[backend] = dedicated_database(base, RUN_DATABASE)
+            return self[backend]
+
+    yield Lazy()
+    for base in created.values():
+        drop_database(base, RUN_DATABASE)
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def database_uri(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+def database_uri(
+    request: pytest.FixtureRequest, tmp_path: Any, server_databases: dict[str, str]
+) -> Iterator[str]:
     """An empty token database on each backend, dropped afterwards."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'tokens.sqlite3'}"
         return
-    url = require_server(request.param)
+    url = server_databases[request.param]
     _drop_token_tables(url)
     yield url
     _drop_token_tables(url)
