@@ -35,10 +35,10 @@ from flask import current_app, has_app_context
 from flask.cli import AppGroup
 
 from .context import verify_access_token
+from .database import database_errors_as_503
 from .exceptions import AuthError, CoCartJWTError
 from .keys import EC_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, SUPPORTED_ALGORITHMS
 from .state import AppState, current_extension
-from .store import database_errors_as_503
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes

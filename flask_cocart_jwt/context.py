@@ -13,6 +13,7 @@ from typing import Any
 from flask import g, has_request_context, request
 from werkzeug.local import LocalProxy
 
+from .database import database_errors_as_503
 from .exceptions import (
     FreshTokenRequired,
     MissingToken,
@@ -21,7 +22,6 @@ from .exceptions import (
 )
 from .limits import limit_token
 from .state import AppState, current_extension
-from .store import database_errors_as_503
 from .tokens import decode_access_token
 
 _G_KEY = "_cocart_jwt"

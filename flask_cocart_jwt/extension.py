@@ -1,33 +1,29 @@
-"""The :class:`CoCartJWT` extension: ``init_app``, callbacks and the Python API."""
+"""The :class:`CoCartJWT` extension: ``init_app`` and the Python API."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, has_request_context, request
 from sqlalchemy import MetaData
 
 from . import signals
+from .callbacks import Callbacks
 from .cli import cli_group
 from .config import load_settings
+from .database import close_session_quietly, database_errors_as_503, embedded_engine
 from .exceptions import AuthError, ConfigurationError, InvalidRefreshToken, UserNotFound
 from .keys import b64url
 from .limits import init_limits
 from .models import define_tables
 from .records import SessionInfo, TokenPair
+from .refresh_tokens import looks_like_refresh_token
 from .revocation import RevocationView
 from .state import EXTENSION_KEY, AppState, current_extension
-from .store import (
-    RefreshContext,
-    Store,
-    close_session_quietly,
-    database_errors_as_503,
-    embedded_engine,
-    looks_like_refresh_token,
-)
+from .store import RefreshContext, Store
 from .tokens import encode_access_token
 from .views import create_blueprint
 from .watch import watch_model
@@ -35,27 +31,11 @@ from .watch import watch_model
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 #: Seconds added to the revocation view's memory for clock skew between hosts.
 _CLOCK_SKEW = 60
 
 
-def default_identity(user: Any) -> str:
-    """The default ``user_identity_loader``: ``str(user.id)``, else ``str(user)``."""
-    identity = getattr(user, "id", None)
-    return str(identity if identity is not None else user)
-
-
-def default_error_response(error: AuthError) -> Response:
-    """The default ``error_response_loader``: the contract's JSON error."""
-    response = jsonify(error.to_dict())
-    response.status_code = error.status_code
-    response.headers.update(error.headers)
-    return response
-
-
-class CoCartJWT:
+class CoCartJWT(Callbacks):
     """Dual-token JWT authentication for a Flask app.
 
     ::
@@ -88,12 +68,7 @@ class CoCartJWT:
         self.limiter = limiter
         self._metadata = MetaData()
         self._states: WeakKeyDictionary[Flask, AppState] = WeakKeyDictionary()
-        self._credentials_checker: Callable[[str, str], Any] | None = None
-        self._user_identity_loader: Callable[[Any], str] = default_identity
-        self._user_loader: Callable[[str], Any] | None = None
-        self._additional_claims_loader: Callable[[Any], dict[str, Any]] | None = None
-        self._login_response_loader: Callable[[Any], dict[str, Any]] | None = None
-        self._error_response_loader: Callable[[AuthError], Response] = default_error_response
+        super().__init__()
         if app is not None:
             self.init_app(app)
 
@@ -156,78 +131,6 @@ class CoCartJWT:
         # must not turn the 503 already rendered into a 500.
         if self.db is not None and "sqlalchemy" in current_app.extensions:
             close_session_quietly(self.db.session)
-
-    # -- callbacks -------------------------------------------------------
-
-    def credentials_checker(self, f: F) -> F:
-        """Register ``f(username, password) -> user | None`` for ``POST /login``.
-
-        Return ``None`` for an unknown user and for a wrong password alike, and
-        take the same time for both (hash a dummy password for unknown users).
-        """
-        self._credentials_checker = f
-        return f
-
-    def register_credentials_checker(self, f: Callable[[str, str], Any]) -> None:
-        """Plain-method twin of :meth:`credentials_checker`."""
-        self._credentials_checker = f
-
-    def user_identity_loader(self, f: F) -> F:
-        """Register ``f(user) -> str``, the token identity (``sub``) of a user.
-
-        The default is ``str(user.id)``, else ``str(user)``.
-        """
-        self._user_identity_loader = f
-        return f
-
-    def register_user_identity_loader(self, f: Callable[[Any], str]) -> None:
-        """Plain-method twin of :meth:`user_identity_loader`."""
-        self._user_identity_loader = f
-
-    def user_loader(self, f: F) -> F:
-        """Register ``f(identity) -> user | None``, which backs ``current_user``.
-
-        When set, a ``None`` result refuses the token (``user_not_found``) on
-        protected views and on refresh.
-        """
-        self._user_loader = f
-        return f
-
-    def register_user_loader(self, f: Callable[[str], Any]) -> None:
-        """Plain-method twin of :meth:`user_loader`."""
-        self._user_loader = f
-
-    def additional_claims_loader(self, f: F) -> F:
-        """Register ``f(user) -> dict`` of extra access-token claims.
-
-        Reserved claims (``sub``, ``exp``, ``sid``...) cannot be overridden. On
-        refresh, ``user`` is what ``user_loader`` returns, or the identity
-        string when there is no user loader.
-        """
-        self._additional_claims_loader = f
-        return f
-
-    def register_additional_claims_loader(self, f: Callable[[Any], dict[str, Any]]) -> None:
-        """Plain-method twin of :meth:`additional_claims_loader`."""
-        self._additional_claims_loader = f
-
-    def login_response_loader(self, f: F) -> F:
-        """Register ``f(user) -> dict`` of extra fields for the login response."""
-        self._login_response_loader = f
-        return f
-
-    def register_login_response_loader(self, f: Callable[[Any], dict[str, Any]]) -> None:
-        """Plain-method twin of :meth:`login_response_loader`."""
-        self._login_response_loader = f
-
-    def error_response_loader(self, f: F) -> F:
-        """Register ``f(error: AuthError) -> Response`` to render errors your way."""
-        self._error_response_loader = f
-        return f
-
-    def register_error_response_loader(self, f: Callable[[AuthError], Response]) -> None:
-        """Plain-method twin of :meth:`error_response_loader`."""
-        self._error_response_loader = f
 
     # -- issuing and refreshing -------------------------------------------
 

@@ -190,6 +190,11 @@ class RateLimits:
         """A keyed hash of ``secret`` for use in a rate-limit key."""
         return self._derive(label, secret.encode("utf-8", "surrogatepass")).hex()[:32]
 
+    def configured(self, scope: str) -> bool:
+        """Whether ``scope`` has a limit in the app's config right now."""
+        key, default = _SCOPES[scope]
+        return bool(current_app.config.get(key, default))
+
     def apply(self, scope: str, subject: str, *, consume: bool = True) -> None:
         """Hit (or, with ``consume=False``, only check) the limits of ``scope``.
 
@@ -313,8 +318,10 @@ def limit_ip(route: str) -> None:
 def limit_token(route: str, token: str, state: AppState | None = None) -> None:
     """Hit the per-token limit of ``route`` for ``token`` (hashed)."""
     limits = _limits() if state is None else state.limits
-    if limits is not None:
-        limits.apply(route + "_per_token", limits.key("ratelimit", token))
+    scope = route + "_per_token"
+    # Check the limit is set before hashing: the protected-view limit is opt-in.
+    if limits is not None and limits.configured(scope):
+        limits.apply(scope, limits.key("ratelimit", token))
 
 
 def limit_bearer(route: str, state: AppState | None = None) -> None:

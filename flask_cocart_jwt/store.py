@@ -8,12 +8,11 @@ of concurrent uses, exactly one sees ``rowcount == 1``, on SQLite, PostgreSQL
 and MariaDB alike.
 
 Connection failures become :class:`~flask_cocart_jwt.exceptions.ServiceUnavailable`
-(503) here and only here.
+(503) through :func:`~flask_cocart_jwt.database.database_errors_as_503`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import threading
@@ -22,113 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    and_,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
-from .exceptions import (
-    InvalidRefreshToken,
-    RefreshTokenExpired,
-    RefreshTokenReused,
-    ServiceUnavailable,
-)
+from .database import database_errors_as_503
+from .exceptions import InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused
 from .models import Tables
 from .records import SessionInfo
-
-REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105
-#: The longest ``refresh_token`` field read at all (longer is ``invalid_request``).
-#: It is above the longest access token, so that an access token sent as a
-#: refresh token is told that it is not one (``invalid_refresh_token``).
-MAX_REFRESH_TOKEN_CHARS = 8192
-#: The longest string that can be a refresh token (``rt_`` + 43 characters).
-_REFRESH_TOKEN_SHAPE_MAX = 128
-_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
-
-
-@contextmanager
-def database_errors_as_503() -> Iterator[None]:
-    """Turn "database unavailable" errors raised in the block into a 503.
-
-    The extension's own queries go through it, and so do the user's callbacks
-    (``credentials_checker``, ``user_loader``) that query the database
-    themselves: a lost connection, a refused connection or a pool timeout
-    answers ``service_unavailable`` with ``Retry-After`` rather than a 500.
-    Other errors, including the rest of SQLAlchemy's, pass through.
-
-    .. versionadded:: 0.1
-    """
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        raise ServiceUnavailable from exc
-
-
-def close_session_quietly(scoped: Any) -> None:
-    """Close the user's ``db.session``; invalidate it if its connection is gone.
-
-    Flask-SQLAlchemy closes the session at teardown with a ``ROLLBACK``. When
-    the database connection dropped during the request, that rollback raises
-    after the view has answered and turns a 503 into a 500. Closing it first
-    (the extension's teardown is registered after ``db.init_app``'s, so it
-    runs before it) does the same, except that a dead connection is
-    discarded instead of raising.
-
-    :param scoped: the ``scoped_session`` (``db.session``); nothing is done
-        when the current scope has no session.
-
-    .. versionadded:: 0.1
-    """
-    if not scoped.registry.has():
-        return
-    session = scoped.registry()
-    try:
-        session.close()
-    except _UNAVAILABLE:
-        session.invalidate()
-
-
-def hash_refresh_token(token: str) -> str:
-    """The stored form of a refresh token: SHA-256, hex.
-
-    A fast hash is right here: the token carries 256 random bits, so there is
-    nothing to brute-force, and the hash is the lookup key.
-    """
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def new_refresh_token() -> str:
-    """A new random refresh token (256 bits)."""
-    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def stored_user_agent(user_agent: str | None) -> str | None:
-    """The ``User-Agent`` as kept with a session.
-
-    NUL bytes are dropped (PostgreSQL refuses them in text) and the rest is cut
-    to the column's 255 characters.
-    """
-    return (user_agent or "").replace("\x00", "")[:255] or None
-
-
-def looks_like_refresh_token(token: object) -> bool:
-    """Whether ``token`` has the shape of a refresh token (cheap pre-check)."""
-    return (
-        isinstance(token, str)
-        and token.startswith(REFRESH_TOKEN_PREFIX)
-        and 16 < len(token) <= _REFRESH_TOKEN_SHAPE_MAX
-        and token.isascii()
-    )
+from .refresh_tokens import hash_refresh_token, new_refresh_token, stored_user_agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,26 +92,21 @@ class Store:
                     self._engine.dispose(close=False)
                 engine = self._engine_getter()
                 if self._create_tables:
-                    with self._guard():
+                    with database_errors_as_503():
                         self.tables.sessions.metadata.create_all(engine)
                 self._engine, self._pid = engine, os.getpid()
             return self._engine
 
     @contextmanager
-    def _guard(self) -> Iterator[None]:
-        with database_errors_as_503():
-            yield
-
-    @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction on a connection of the extension's own."""
-        with self._guard(), self.engine.begin() as conn:
+        with database_errors_as_503(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads."""
-        with self._guard(), self.engine.connect() as conn:
+        with database_errors_as_503(), self.engine.connect() as conn:
             yield conn
 
     # -- sessions --------------------------------------------------------
@@ -470,21 +364,7 @@ class Store:
 
         :returns: the number of sessions deleted.
         """
-        s, t = self.tables.sessions, self.tables.refresh_tokens
-        total = 0
-        while True:
-            with self.begin() as conn:
-                ids = [
-                    r.id
-                    for r in conn.execute(
-                        select(s.c.id).where(s.c.expires_at <= now).limit(batch_size)
-                    )
-                ]
-                if not ids:
-                    return total
-                conn.execute(delete(t).where(t.c.session_id.in_(ids)))
-                conn.execute(delete(s).where(s.c.id.in_(ids)))
-            total += len(ids)
+        return sum(self.iter_purge_expired(now=now, batch_size=batch_size))
 
     def count_expired(self, *, now: int) -> int:
         """The number of sessions past their absolute expiry (to be purged)."""
@@ -532,34 +412,3 @@ def _newest_first(s: Any, t: Any) -> tuple[Any, ...]:
 
 def _revoke(s: Any, now: int, reason: str) -> Any:
     return update(s).values(revoked_at=now, revoked_reason=reason[:64])
-
-
-def embedded_engine(uri: str) -> Engine:
-    """An engine for the extension's own database (default: SQLite file).
-
-    SQLite gets a busy timeout and WAL journaling so that concurrent requests
-    wait for each other instead of failing; in-memory SQLite shares one
-    connection.
-    """
-    kwargs: dict[str, Any] = {}
-    if uri.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-        if uri in ("sqlite://", "sqlite:///:memory:"):
-            kwargs["poolclass"] = StaticPool
-        else:
-            directory = os.path.dirname(uri.split(":///", 1)[-1])
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-    else:
-        kwargs["pool_pre_ping"] = True
-    engine = create_engine(uri, **kwargs)
-    if uri.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

@@ -6,6 +6,7 @@ response. Every response carries ``Cache-Control: no-store`` (RFC 6749 5.1).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -14,10 +15,11 @@ from werkzeug.exceptions import HTTPException
 
 from . import limits, signals
 from .context import access_token_from_request, verify_access_token
+from .database import database_errors_as_503
 from .exceptions import AuthError, InvalidCredentials, InvalidRequest, MissingToken
 from .parsing import json_body, login_credentials
+from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .state import current_extension
-from .store import MAX_REFRESH_TOKEN_CHARS, database_errors_as_503
 
 BLUEPRINT_NAME = "cocart_jwt"
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
@@ -162,6 +164,7 @@ def _http_error(error: HTTPException) -> Response | HTTPException:
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
+@functools.cache
 def _method_not_allowed(allowed: str) -> Callable[..., Response]:
     def method_not_allowed(**_kwargs: object) -> Response:
         response = jsonify(
@@ -189,6 +192,8 @@ def create_blueprint() -> Blueprint:
         ("/revoke", revoke, "POST"),
         ("/revoke-all", revoke_all, "POST"),
         ("/sessions", sessions, "GET"),
+        ("/sessions/<session_id>", delete_session, "DELETE"),
+        # Ids with a slash must reach the view too, for a JSON 404.
         ("/sessions/<path:session_id>", delete_session, "DELETE"),
         ("/jwks.json", jwks, "GET"),
     )

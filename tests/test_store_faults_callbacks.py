@@ -23,8 +23,8 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_cocart_jwt import CoCartJWT
+from flask_cocart_jwt.database import close_session_quietly, database_errors_as_503
 from flask_cocart_jwt.exceptions import ServiceUnavailable
-from flask_cocart_jwt.store import close_session_quietly, database_errors_as_503
 from tests.conftest import (
     PASSWORDS,
     SECRET,
