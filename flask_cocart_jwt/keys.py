@@ -38,6 +38,9 @@ MIN_DISTINCT_SECRET_BYTES = 8
 _DIGEST_SIZES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 _ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
+_HMAC_DIGESTS = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
+#: The ``typ`` header of access tokens (RFC 9068).
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105
 
 _KEY_TYPES: dict[frozenset[str], tuple[type[Any], ...]] = {
     RSA_ALGORITHMS: (rsa.RSAPrivateKey, rsa.RSAPublicKey),
@@ -76,9 +79,34 @@ class VerificationKey:
     key: Any = field(repr=False)
     public_jwk: Mapping[str, str] | None = None
 
+    @property
+    def header(self) -> str:
+        """The encoded JWS header the extension writes for this key."""
+        return encoded_header(self.algorithm, self.kid)
+
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Check ``signature`` over ``signing_input`` in constant time."""
         return _ALGORITHMS[self.algorithm].verify(signing_input, self.key, signature)
+
+    def verify_encoded(self, signing_input: bytes, signature_b64: str) -> bool | None:
+        """Check an HMAC signature still in base64url, in constant time.
+
+        The expected MAC is computed in one call to OpenSSL and compared in
+        its canonical encoding, so a non-canonical signature cannot match.
+
+        :returns: ``None`` for asymmetric keys (use :meth:`verify`).
+        """
+        digest = _HMAC_DIGESTS.get(self.algorithm)
+        if digest is None:
+            return None
+        expected = b64url(hmac.digest(self.key, signing_input, digest))
+        return hmac.compare_digest(expected, signature_b64)
+
+
+def encoded_header(algorithm: str, kid: str) -> str:
+    """The base64url JWS header of an access token: ``alg``, ``typ``, ``kid``."""
+    header = {"alg": algorithm, "typ": ACCESS_TOKEN_TYPE, "kid": kid}
+    return b64url(json.dumps(header, separators=(",", ":")).encode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +126,15 @@ class Keyring:
     signing_key: Any = field(repr=False)
     verification_keys: Mapping[str, VerificationKey]
     derivation_secret: bytes = field(repr=False)
+    #: The exact encoded headers the extension writes, to their key: a token
+    #: whose header is one of them skips header parsing (anything else is
+    #: parsed and checked in full).
+    known_headers: Mapping[str, VerificationKey] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.known_headers:
+            headers = {k.header: k for k in self.verification_keys.values()}
+            object.__setattr__(self, "known_headers", headers)
 
     def sign(self, signing_input: bytes) -> bytes:
         """Sign ``signing_input`` with the current key."""

@@ -33,10 +33,10 @@ from typing import Any
 
 from .config import Settings
 from .exceptions import InvalidToken, TokenExpired
-from .keys import b64url
+from .keys import ACCESS_TOKEN_TYPE, VerificationKey, b64url, encoded_header
 
-#: The ``typ`` header of access tokens (RFC 9068).
-ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105
+__all__ = ["ACCESS_TOKEN_TYPE", "RESERVED_CLAIMS", "decode_access_token", "encode_access_token"]
+
 #: Claims the extension sets itself; additional claims cannot override them.
 RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "fresh"})
 
@@ -124,6 +124,20 @@ def _required_text(claims: Mapping[str, Any], name: str) -> str:
     return value
 
 
+def _key_of(header: Mapping[str, Any], settings: Settings) -> VerificationKey:
+    """The configured key a parsed header names, if the header is acceptable."""
+    kid = header.get("kid")
+    key = settings.keyring.verification_keys.get(kid) if type(kid) is str else None
+    if (
+        key is None
+        or header.get("alg") != key.algorithm
+        or header.get("typ") != ACCESS_TOKEN_TYPE
+        or "crit" in header
+    ):
+        raise InvalidToken
+    return key
+
+
 def decode_access_token(token: str, settings: Settings, now: float) -> dict[str, Any]:
     """Verify an access token and return its claims.
 
@@ -137,18 +151,14 @@ def decode_access_token(token: str, settings: Settings, now: float) -> dict[str,
         raise InvalidToken
     header_b64, payload_b64, signature_b64 = token.split(".")
     try:
-        header = _json_object(_b64decode(header_b64))
-        kid = header.get("kid")
-        key = settings.keyring.verification_keys.get(kid) if type(kid) is str else None
-        if (
-            key is None
-            or header.get("alg") != key.algorithm
-            or header.get("typ") != ACCESS_TOKEN_TYPE
-            or "crit" in header
-        ):
-            raise InvalidToken
-        signature = _b64decode(signature_b64)
-        if not key.verify(f"{header_b64}.{payload_b64}".encode("ascii"), signature):
+        key = settings.keyring.known_headers.get(header_b64)
+        if key is None:
+            key = _key_of(_json_object(_b64decode(header_b64)), settings)
+        signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+        valid = key.verify_encoded(signing_input, signature_b64)
+        if valid is None:
+            valid = key.verify(signing_input, _b64decode(signature_b64))
+        if not valid:
             raise InvalidToken
         claims = _json_object(_b64decode(payload_b64))
     except (ValueError, binascii.Error, RecursionError, TypeError) as exc:
@@ -221,13 +231,7 @@ def encode_access_token(
         fresh=fresh,
     )
     keyring = settings.keyring
-    header = {
-        "alg": keyring.algorithm,
-        "typ": ACCESS_TOKEN_TYPE,
-        "kid": keyring.signing_kid,
-    }
-    signing_input = ".".join(
-        b64url(json.dumps(part, separators=(",", ":")).encode("utf-8")) for part in (header, claims)
-    )
+    payload = b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
+    signing_input = f"{encoded_header(keyring.algorithm, keyring.signing_kid)}.{payload}"
     signature = keyring.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url(signature)}", claims
