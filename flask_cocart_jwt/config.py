@@ -92,6 +92,8 @@ class Settings:
     audience: tuple[str, ...] | None
     header_name: str
     header_type: str
+    #: The WSGI environ key of ``header_name`` (``HTTP_AUTHORIZATION``).
+    header_environ_key: str
     max_token_bytes: int
     revocation_check: bool
     max_sessions_per_user: int | None
@@ -175,6 +177,12 @@ def _audience(value: object) -> tuple[str, ...] | None:
     )
 
 
+def _environ_key(header_name: str) -> str:
+    """The WSGI environ key of an HTTP header (PEP 3333)."""
+    key = header_name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
 def _url_prefix(value: object) -> str:
     if not isinstance(value, str) or (value and not value.startswith("/")):
         raise ConfigurationError("COCART_JWT_URL_PREFIX must be a path such as '/auth'.")
@@ -227,6 +235,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
 
     session_max_age = _seconds(merged, "COCART_JWT_SESSION_MAX_AGE")
     refresh_expires = _seconds(merged, "COCART_JWT_REFRESH_TOKEN_EXPIRES")
+    header_name = _text(merged, "COCART_JWT_HEADER_NAME") or "Authorization"
     header_type = _text(merged, "COCART_JWT_HEADER_TYPE")
     if header_type is None or " " in header_type:
         raise ConfigurationError("COCART_JWT_HEADER_TYPE must be one word such as 'Bearer'.")
@@ -242,8 +251,9 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         leeway=_seconds(merged, "COCART_JWT_LEEWAY", allow_zero=True),
         issuer=_text(merged, "COCART_JWT_ISSUER", optional=True),
         audience=_audience(merged["COCART_JWT_AUDIENCE"]),
-        header_name=_text(merged, "COCART_JWT_HEADER_NAME") or "Authorization",
+        header_name=header_name,
         header_type=header_type,
+        header_environ_key=_environ_key(header_name),
         max_token_bytes=max_bytes,
         revocation_check=_flag(merged, "COCART_JWT_REVOCATION_CHECK"),
         max_sessions_per_user=max_sessions,

@@ -27,7 +27,7 @@ from .tokens import decode_access_token
 _G_KEY = "_cocart_jwt"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestAuth:
     """The verified access token of a request, and its user."""
 
@@ -35,7 +35,7 @@ class RequestAuth:
     user: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Verified:
     """What ``verify_jwt_in_request`` found, tied to the request it checked.
 
@@ -55,7 +55,7 @@ def access_token_from_request(state: AppState) -> str | None:
     nothing after it counts as no token.
     """
     settings = state.settings
-    value = request.headers.get(settings.header_name)
+    value = request.environ.get(settings.header_environ_key)
     if not value:
         return None
     scheme, _, token = value.partition(" ")
