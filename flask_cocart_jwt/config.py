@@ -100,9 +100,9 @@ class Settings:
     bind_ip: bool
     bind_user_agent: bool
     url_prefix: str
-    database_uri: str
+    database_uri: str = field(repr=False)  # may carry a password
     ratelimit_enabled: bool
-    ratelimit_storage_uri: str
+    ratelimit_storage_uri: str = field(repr=False)  # may carry a password
     ratelimit_strategy: str
     ratelimit_on_storage_error: str
     ratelimit_draft_headers: bool

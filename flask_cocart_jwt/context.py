@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import g, has_request_context, request
 from werkzeug.local import LocalProxy
@@ -23,6 +23,9 @@ from .exceptions import (
 from .limits import limit_token
 from .state import AppState, current_extension
 from .tokens import decode_access_token
+
+if TYPE_CHECKING:
+    from .extension import CoCartJWT
 
 _G_KEY = "_cocart_jwt"
 
@@ -96,14 +99,22 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     claims = verify_access_token(token, state)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
-    user = None
-    if ext._user_loader is not None:
-        with database_errors_as_503():
-            user = ext._user_loader(claims["sub"])
-        if user is None:
-            raise UserNotFound
-    _remember(RequestAuth(claims, user))
+    _remember(RequestAuth(claims, load_user(ext, claims)))
     return claims
+
+
+def load_user(ext: CoCartJWT, claims: dict[str, Any]) -> Any:
+    """The user of verified ``claims`` from ``user_loader``; ``None`` without one.
+
+    :raises UserNotFound: the user loader returned ``None``.
+    """
+    if ext._user_loader is None:
+        return None
+    with database_errors_as_503():
+        user = ext._user_loader(claims["sub"])
+    if user is None:
+        raise UserNotFound
+    return user
 
 
 def _remember(auth: RequestAuth | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -191,6 +192,7 @@ class CoCartJWT(Callbacks):
             session_id=session_id,
         )
         return TokenPair(
+            token_type=settings.header_type,
             access_token=access,
             expires_in=settings.access_token_expires,
             refresh_token=refresh,
@@ -249,6 +251,7 @@ class CoCartJWT(Callbacks):
             rotated=rotation.rotated,
         )
         return TokenPair(
+            token_type=settings.header_type,
             access_token=access,
             expires_in=settings.access_token_expires,
             refresh_token=rotation.refresh_token,
@@ -344,8 +347,14 @@ class CoCartJWT(Callbacks):
 
 
 def _engine_of(db: SQLAlchemy, app: Flask) -> Callable[[], Any]:
+    # A weak reference: the per-app state holding this must not keep the app alive.
+    app_ref = weakref.ref(app)
+
     def engine() -> Any:
-        with app.app_context():
+        alive = app_ref()
+        if alive is None:
+            raise RuntimeError("The app of this engine was garbage-collected.")
+        with alive.app_context():
             return db.engine
 
     return engine

@@ -270,7 +270,7 @@ def _own_storage(uri: str) -> Storage:
         storage = cast(Storage, storage_from_string(uri, wrap_exceptions=True, **options))
     except LimitsConfigurationError as exc:
         raise ConfigurationError(
-            f"COCART_JWT_RATELIMIT_STORAGE_URI {uri!r} cannot be used: {exc}. "
+            f"COCART_JWT_RATELIMIT_STORAGE_URI ({scheme}://...) cannot be used: {exc}. "
             "Use 'memory://' or 'redis://host:port/db' (pip install redis)."
         ) from exc
     return storage

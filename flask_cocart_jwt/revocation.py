@@ -10,7 +10,11 @@ within about one poll interval (the documented bound is 1 second).
 
 If the database cannot be read for longer than :attr:`RevocationView.max_staleness`
 seconds, protected views answer 503 ``service_unavailable`` rather than let a
-revoked token through.
+revoked token through. Hosts' clocks must agree within a minute (the skew
+margin added to the window); use NTP.
+
+A forked worker (gunicorn ``--preload``) starts afresh: its locks are new and
+its first protected request loads the view synchronously.
 """
 
 from __future__ import annotations
@@ -37,17 +41,14 @@ class RevocationView:
 
     #: Seconds between two polls of the database.
     poll_interval: float = 0.5
-    #: Polls re-read this many seconds before the newest revocation seen, to
-    #: catch transactions that committed late.
-    overlap: int = 60
     #: Seconds without a successful poll before requests are refused.
-    max_staleness: float = 30.0
+    max_staleness: float = 10.0
 
     def __init__(self, store: Store, relevance: int) -> None:
+        _views.add(self)
         self._store = store
         self._relevance = relevance
         self._revoked: dict[str, int] = {}
-        self._watermark = 0
         self._synced_at = 0.0
         self._pid = 0
         self._lock = threading.Lock()
@@ -84,16 +85,18 @@ class RevocationView:
             thread.join(timeout)
 
     def sync(self) -> None:
-        """Read new revocations from the database and forget old ones."""
-        now = int(time.time())
-        rows = self._store.revoked_since(max(0, self._watermark - self.overlap))
-        horizon = now - self._relevance
+        """Read every revocation that can still matter, and forget older ones.
+
+        Each poll reads the whole window (revoked within the relevance
+        period) rather than "since the last poll": a cursor would be moved by
+        the clock of whichever host wrote the newest row, and one host with a
+        fast clock would hide every other host's revocations.
+        """
+        horizon = int(time.time()) - self._relevance
+        rows = self._store.revoked_since(horizon)
         with self._merge_lock:
             revoked = {sid: at for sid, at in self._revoked.items() if at >= horizon}
-            for sid, at in rows:
-                if at >= horizon:
-                    revoked[sid] = at
-                self._watermark = max(self._watermark, at)
+            revoked.update(rows)
             self._revoked = revoked
         self._synced_at = time.monotonic()
 
@@ -112,7 +115,6 @@ class RevocationView:
             # First use in this process (or after a fork): load synchronously,
             # then keep fresh in the background.
             self._revoked, self._synced_at = {}, 0.0
-            self._watermark = int(time.time()) - self._relevance
             self._sync_or_fail()
             self._stop = threading.Event()
             thread = threading.Thread(
@@ -124,6 +126,22 @@ class RevocationView:
             thread.start()
             self._thread = thread
             self._pid = os.getpid()
+
+
+_views: weakref.WeakSet[RevocationView] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time stays held forever in the
+    # child: give every view new locks, and make it load afresh.
+    for view in list(_views):
+        view._lock = threading.Lock()
+        view._merge_lock = threading.Lock()
+        view._pid = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _poll(ref: weakref.ref[RevocationView], stop: threading.Event, interval: float) -> None:

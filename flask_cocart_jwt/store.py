@@ -200,8 +200,9 @@ class Store:
             raise RefreshTokenExpired  # a dead session is not worth revoking
         retry = self._retry(row, successor, ctx)
         if retry is None:
-            if self.revoke_session(row.session_id, "refresh_token_reused", now=ctx.now):
-                on_reuse(row.session_id, row.identity)
+            if not self.revoke_session(row.session_id, "refresh_token_reused", now=ctx.now):
+                raise InvalidRefreshToken  # revoked meanwhile (e.g. a logout): revoke wins
+            on_reuse(row.session_id, row.identity)
             raise RefreshTokenReused
         if check_identity is not None:
             check_identity(row.identity)
@@ -275,12 +276,16 @@ class Store:
         the reuse interval while the successor is still unused; else ``None``."""
         if ctx.reuse_interval <= 0 or ctx.now - row.used_at > ctx.reuse_interval:
             return None
-        t = self.tables.refresh_tokens
+        s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
             child = conn.execute(
-                select(t.c.used_at, t.c.expires_at).where(
+                select(t.c.used_at, t.c.expires_at)
+                .join(s, s.c.id == t.c.session_id)
+                .where(
                     t.c.token_hash == hash_refresh_token(successor),
                     t.c.parent_id == row.id,
+                    # Revoked since the token was read: revoke wins.
+                    s.c.revoked_at.is_(None),
                 )
             ).first()
         if child is None or child.used_at is not None or child.expires_at <= ctx.now:

@@ -14,9 +14,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import limits, signals
-from .context import access_token_from_request, verify_access_token
+from .context import access_token_from_request, load_user, verify_access_token
 from .database import database_errors_as_503
-from .exceptions import AuthError, InvalidCredentials, InvalidRequest, MissingToken
+from .exceptions import AuthError, InvalidCredentials, InvalidRequest, MissingToken, RateLimited
 from .parsing import json_body, login_credentials
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .state import current_extension
@@ -28,11 +28,14 @@ _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _bearer_claims() -> dict[str, object]:
-    _, state = current_extension()
+    """The verified claims of the request's Bearer token, whose user must exist."""
+    ext, state = current_extension()
     token = access_token_from_request(state)
     if token is None:
         raise MissingToken
-    return verify_access_token(token, state)
+    claims = verify_access_token(token, state)
+    load_user(ext, claims)
+    return claims
 
 
 def login() -> Response:
@@ -158,6 +161,9 @@ def _http_error(error: HTTPException) -> Response | HTTPException:
     """Werkzeug's 4xx errors on the token routes, as the contract's JSON."""
     if error.code is None or error.code >= 500:
         return error
+    if error.code == 429:  # e.g. the app's own Flask-Limiter
+        retry_after = getattr(error, "retry_after", None)
+        return _render(RateLimited(retry_after=retry_after if isinstance(retry_after, int) else 60))
     return _render(InvalidRequest())
 
 

@@ -50,12 +50,19 @@ def watch_model(
 
     def revoke(connection: Connection, target: Any, reason: str) -> None:
         _, state = current_extension()
-        identity = str(getattr(target, identity_attr))
+        # When the identity column itself changed, the sessions belong to the
+        # old value: revoke both.
+        history = inspect(target).attrs[identity_attr].history
+        identities = {str(v) for v in (*history.deleted, getattr(target, identity_attr))}
         now = int(time.time())
         same_db = ext.db is not None and connection.engine.url == state.store.engine.url
-        ids = state.store.revoke_user(
-            identity, reason, now=now, conn=connection if same_db else None
-        )
+        ids = [
+            sid
+            for identity in sorted(identities)
+            for sid in state.store.revoke_user(
+                identity, reason, now=now, conn=connection if same_db else None
+            )
+        ]
         if not ids:
             return
         session = object_session(target) if same_db else None
