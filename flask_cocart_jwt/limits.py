@@ -212,20 +212,27 @@ class RateLimits:
         if limiter is None:
             return
         try:
-            self._count(limiter, value, scope, subject, consume)
-        except (RateLimited, ServiceUnavailable):
-            raise
-        except Exception as exc:
+            breached = self._count(limiter, value, scope, subject, consume)
+        except Exception as exc:  # the storage failed; nothing else runs in _count
             if limiter is self._fallback:
                 raise
             self.storage_failed(exc)
             degraded = self.degraded()
+            breached = None
             if degraded is not None:
-                self._count(degraded, value, scope, subject, consume)
-            return
-        if self._failures and limiter is self._primary:
-            self._failures = 0
-            self._down_until = 0.0
+                breached = self._count(degraded, value, scope, subject, consume)
+        else:
+            if self._failures and limiter is self._primary:
+                self._failures = 0
+                self._down_until = 0.0
+        if breached is not None:
+            # Outside the try: a failing signal receiver is not a storage outage.
+            signals.rate_limit_exceeded.send(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                limit=value,
+                scope=scope,
+            )
+            raise RateLimited(retry_after=breached.retry_after(time.time()))
 
     def _count(
         self,
@@ -234,7 +241,7 @@ class RateLimits:
         scope: str,
         subject: str,
         consume: bool,
-    ) -> None:
+    ) -> Usage | None:
         usages = _request_usages(create=True)
         identifiers = (KEY_NAMESPACE, self.namespace, scope, subject)
         for index, item in enumerate(parse_limit(value)):
@@ -253,12 +260,8 @@ class RateLimits:
             )
             usages[policy] = usage
             if not allowed:
-                signals.rate_limit_exceeded.send(
-                    current_app._get_current_object(),  # type: ignore[attr-defined]
-                    limit=value,
-                    scope=scope,
-                )
-                raise RateLimited(retry_after=usage.retry_after(time.time()))
+                return usage
+        return None
 
 
 def _own_storage(uri: str) -> Storage:

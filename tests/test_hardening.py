@@ -178,3 +178,29 @@ def test_apps_with_a_db_are_garbage_collected(tmp_path: Any) -> None:
     del app
     gc.collect()
     assert ref() is None
+
+
+def test_a_failing_signal_receiver_is_not_a_storage_outage(
+    make_app: Callable[..., Flask],
+) -> None:
+    from flask_cocart_jwt import rate_limit_exceeded
+
+    app = make_app(
+        COCART_JWT_LIMIT_LOGIN_PER_IP="1 per minute",
+        COCART_JWT_RATELIMIT_ON_STORAGE_ERROR="reject",
+    )
+
+    def receiver(_sender: Any, **_kwargs: Any) -> None:
+        raise LookupError("a bug in the app's receiver")
+
+    client = app.test_client()
+    credentials = {"username": "alice", "password": "wonderland"}
+    with rate_limit_exceeded.connected_to(receiver, app):
+        assert client.post("/auth/login", json=credentials).status_code == 200
+        try:
+            client.post("/auth/login", json=credentials)
+        except LookupError:
+            pass  # the receiver's own error propagates, as Flask's signals do
+    # ... and the storage was not marked down: limits still count normally.
+    limits = app.extensions["cocart_jwt"]._states[app].limits
+    assert limits._failures == 0
