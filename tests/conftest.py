@@ -24,6 +24,35 @@ from flask_cocart_jwt import CoCartJWT, current_user, get_jwt, get_jwt_identity,
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 PASSWORDS = {"alice": "wonderland", "bob": "builder"}
 
+#: The contract's error codes by status (SPEC section 5), for property tests.
+DOCUMENTED_ERRORS: dict[int, set[str]] = {
+    400: {"invalid_request"},
+    401: {
+        "invalid_credentials",
+        "missing_token",
+        "invalid_token",
+        "token_expired",
+        "session_revoked",
+        "user_not_found",
+        "invalid_refresh_token",
+        "refresh_token_expired",
+        "refresh_token_reused",
+    },
+    404: {"not_found"},
+    429: {"rate_limited"},
+}
+#: The fields of the token response (SPEC section 4).
+TOKEN_FIELDS = frozenset(
+    {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_token_expires_in",
+        "session_id",
+    }
+)
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "COCART_JWT_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -13,25 +13,9 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import DOCUMENTED_ERRORS as DOCUMENTED
 from tests.conftest import assert_error
 from tests.test_refresh import close_app
-
-DOCUMENTED = {
-    400: {"invalid_request"},
-    401: {
-        "invalid_credentials",
-        "missing_token",
-        "invalid_token",
-        "token_expired",
-        "session_revoked",
-        "user_not_found",
-        "invalid_refresh_token",
-        "refresh_token_expired",
-        "refresh_token_reused",
-    },
-    404: {"not_found"},
-    429: {"rate_limited"},
-}
 
 
 @pytest.fixture

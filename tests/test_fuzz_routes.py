@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from flask_cocart_jwt.keys import b64url
+from tests.conftest import DOCUMENTED_ERRORS, TOKEN_FIELDS
 from tests.test_refresh import app_factory
 
 # -- what may come back --------------------------------------------------------
@@ -48,29 +49,7 @@ ROUTES: dict[str, tuple[str, str]] = {
 #: Routes that only act on the Bearer access token.
 BEARER_ONLY = {"validate", "revoke_all", "sessions", "delete_session", "protected"}
 #: Rate limits are off and the database is up, so 429 and 503 must not appear.
-ERROR_CODES = {
-    400: {"invalid_request"},
-    401: {
-        "invalid_credentials",
-        "missing_token",
-        "invalid_token",
-        "token_expired",
-        "session_revoked",
-        "user_not_found",
-        "invalid_refresh_token",
-        "refresh_token_expired",
-        "refresh_token_reused",
-    },
-    404: {"not_found"},
-}
-TOKEN_RESPONSE = {
-    "access_token",
-    "token_type",
-    "expires_in",
-    "refresh_token",
-    "refresh_token_expires_in",
-    "session_id",
-}
+ERROR_CODES = {status: codes for status, codes in DOCUMENTED_ERRORS.items() if status != 429}
 SESSION_KEYS = {"id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "current"}
 FUZZ = settings(
     max_examples=50,
@@ -106,7 +85,7 @@ def assert_documented(response: Any, route: str, sent: tuple[str, ...] = ()) -> 
 
 def _assert_success(route: str, body: dict[str, Any]) -> None:
     if route in ("login", "refresh"):
-        assert set(body) >= TOKEN_RESPONSE
+        assert set(body) >= TOKEN_FIELDS
         assert body["token_type"] == "Bearer"
     elif route == "validate":
         assert body["valid"] is True

@@ -11,16 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_cocart_jwt import CoCartJWT, tokens_issued
-from tests.conftest import PASSWORDS, AuthActions, assert_error
-
-TOKEN_FIELDS = {
-    "access_token",
-    "token_type",
-    "expires_in",
-    "refresh_token",
-    "refresh_token_expires_in",
-    "session_id",
-}
+from tests.conftest import PASSWORDS, TOKEN_FIELDS, AuthActions, assert_error
 
 
 @pytest.fixture

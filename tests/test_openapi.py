@@ -29,7 +29,7 @@ from werkzeug.security import generate_password_hash
 from examples import shop as shop_module
 from examples.shop import User, cocart_jwt, create_app, db
 from flask_cocart_jwt.openapi import openapi_document
-from tests.conftest import SECRET
+from tests.conftest import SECRET, TOKEN_FIELDS
 
 #: SPEC section 4: every route and its method, relative to the URL prefix.
 ROUTES = {
@@ -116,14 +116,7 @@ def test_security_and_request_bodies() -> None:
     assert paths["/refresh-token"]["post"]["requestBody"]["required"] is True
     assert paths["/revoke"]["post"]["requestBody"]["required"] is False
     token = document["components"]["schemas"]["TokenResponse"]
-    assert set(token["required"]) == {
-        "access_token",
-        "token_type",
-        "expires_in",
-        "refresh_token",
-        "refresh_token_expires_in",
-        "session_id",
-    }
+    assert set(token["required"]) == TOKEN_FIELDS
 
 
 def test_url_prefix_sets_the_server() -> None:
