@@ -3,19 +3,26 @@
 Run by hand (never in the test suite)::
 
     .venv/bin/python -m benchmarks.protected [--rounds 15] [--requests 400]
+    .venv/bin/python -m benchmarks.protected --profile "CoCart-JWT, revocation check on" \
+        --requests 20000
 
-All cases run in one process, in interleaved rounds, through Flask's test
-client; the figures are medians of the per-request time of each round.
+All cases run in one process, in interleaved rounds (in a shuffled order,
+``gc.collect()`` before each timed block), through Flask's test client; the
+figures are medians of the per-request time of each round. The builders
+(``CASES``, ``prepare``) and ``interleaved`` are also used by
+``benchmarks/run.py``.
 Auth overhead is a case's time minus bare Flask's.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, jsonify
@@ -94,23 +101,49 @@ CASES: dict[str, Callable[[], tuple[Flask, dict[str, str]]]] = {
 }
 
 
-def measure(rounds: int, requests: int) -> dict[str, float]:
-    """Median µs per request of each case."""
-    clients = {}
-    for name, build in CASES.items():
-        app, headers = build()
-        client = app.test_client()
-        response = client.get("/data", headers=headers)
-        assert response.status_code == 200, (name, response.get_data())
-        clients[name] = (client, headers)
-    samples: dict[str, list[float]] = {name: [] for name in CASES}
+def prepare(name: str) -> Callable[[], Any]:
+    """Build case ``name`` and return one request through its test client.
+
+    The first request is checked (200) so that a broken case fails loudly
+    instead of timing an error page.
+    """
+    app, headers = CASES[name]()
+    client = app.test_client()
+    response = client.get("/data", headers=headers)
+    assert response.status_code == 200, (name, response.get_data())
+    return lambda: client.get("/data", headers=headers)
+
+
+def interleaved(
+    calls: Mapping[str, Callable[[], Any]], rounds: int, requests: int
+) -> dict[str, float]:
+    """Median µs per call of each case, over ``rounds`` interleaved rounds.
+
+    Each round runs every case once, in a shuffled order, with
+    ``gc.collect()`` before each timed block of ``requests`` calls; a
+    case's figure is the median of its per-round means.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls)
     for _ in range(rounds):
-        for name, (client, headers) in clients.items():
+        random.shuffle(order)
+        for name in order:
+            call = calls[name]
+            gc.collect()
             start = time.perf_counter()
             for _ in range(requests):
-                client.get("/data", headers=headers)
+                call()
             samples[name].append((time.perf_counter() - start) / requests * 1e6)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def measure(rounds: int, requests: int) -> dict[str, float]:
+    """Median µs per request of each case."""
+    calls = {name: prepare(name) for name in CASES}
+    for call in calls.values():  # warm up
+        for _ in range(min(200, requests)):
+            call()
+    return interleaved(calls, rounds, requests)
 
 
 def report(results: dict[str, float]) -> list[tuple[str, float, float]]:
@@ -119,11 +152,58 @@ def report(results: dict[str, float]) -> list[tuple[str, float, float]]:
     return [(name, us, us - bare) for name, us in results.items()]
 
 
+def profile(name: str, requests: int, top: int = 15) -> None:
+    """Print where the time of case ``name`` goes, by own time (cProfile).
+
+    Twice: whole requests through the test client (so Werkzeug's request
+    building shows), then the extension's check alone,
+    ``verify_jwt_in_request()`` in one pushed request context, with its
+    unprofiled time per call (best of 5).
+    """
+    import cProfile
+    import pstats
+    import timeit
+
+    from flask_cocart_jwt import verify_jwt_in_request
+
+    app, headers = CASES[name]()
+    client = app.test_client()
+    for _ in range(200):
+        client.get("/data", headers=headers)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(requests):
+        client.get("/data", headers=headers)
+    profiler.disable()
+    print(f"== {name}: {requests} whole requests (test client); times are totals")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+    if not name.startswith("CoCart"):
+        return
+    with app.test_request_context("/data", headers=headers):
+        best = min(timeit.repeat(verify_jwt_in_request, number=requests, repeat=5))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(requests):
+            verify_jwt_in_request()
+        profiler.disable()
+    print(f"== verify_jwt_in_request() alone: {best / requests * 1e6:.1f} µs per call unprofiled")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument(
+        "--profile",
+        metavar="CASE",
+        choices=list(CASES),
+        help="instead of timing, profile one case with cProfile (--requests requests)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        profile(args.profile, args.requests)
+        return
     rows = report(measure(args.rounds, args.requests))
     overhead = {name: extra for name, _, extra in rows}
     print(f"{'case':40} {'µs/request':>11} {'overhead µs':>12}")

@@ -8,6 +8,9 @@ set high enough never to trip. Run it as a module, so that this file does not
 shadow the ``limits`` package::
 
     .venv/bin/python -m benchmarks.ratelimits [--requests 3000] [--redis redis://127.0.0.1:6379/0]
+
+The case builders (``build_ours``, ``build_flask_limiter``) are also used by
+``benchmarks/run.py``, which interleaves them with the other benchmarks.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def median_us(call: Callable[[], Any], n: int) -> float:
     return statistics.median(times) / 1000
 
 
-def ours(n: int, storage: str | None, prefix: str) -> float:
+def build_ours(storage: str | None, prefix: str) -> Callable[[], Any]:
+    """One ``POST validate-token`` with our limits on ``storage`` (``None``: off)."""
     app = Flask("bench_ours", instance_path=tempfile.mkdtemp())
     app.config.update(
         COCART_JWT_SECRET_KEY=SECRET,
@@ -54,14 +58,13 @@ def ours(n: int, storage: str | None, prefix: str) -> float:
     ext = CoCartJWT(app)
     ext.register_credentials_checker(lambda u, p: u)
     client = app.test_client()
-    token = client.post(f"{prefix}/login", json={"username": "alice", "password": "x"}).json[
-        "access_token"
-    ]
-    headers = {"Authorization": f"Bearer {token}"}
-    return median_us(lambda: client.post(f"{prefix}/validate-token", headers=headers), n)
+    login = client.post(f"{prefix}/login", json={"username": "alice", "password": "x"})
+    headers = {"Authorization": f"Bearer {login.json['access_token']}"}  # type: ignore[index]
+    return _checked(lambda: client.post(f"{prefix}/validate-token", headers=headers))
 
 
-def flask_limiter(n: int, storage: str | None) -> float:
+def build_flask_limiter(storage: str | None) -> Callable[[], Any]:
+    """One ``POST`` to a bare route under raw Flask-Limiter's two limits (``None``: none)."""
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
@@ -84,7 +87,22 @@ def flask_limiter(n: int, storage: str | None) -> float:
     app.add_url_rule("/validate", view_func=view, methods=["POST"])
     client = app.test_client()
     headers = {"Authorization": "Bearer x" * 30}
-    return median_us(lambda: client.post("/validate", headers=headers), n)
+    return _checked(lambda: client.post("/validate", headers=headers))
+
+
+def _checked(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call``, after checking that it answers 200 (a broken case fails loudly)."""
+    response = call()
+    assert response.status_code == 200, response.get_data()
+    return call
+
+
+def ours(n: int, storage: str | None, prefix: str) -> float:
+    return median_us(build_ours(storage, prefix), n)
+
+
+def flask_limiter(n: int, storage: str | None) -> float:
+    return median_us(build_flask_limiter(storage), n)
 
 
 def cleanup(url: str, prefix: str) -> None:

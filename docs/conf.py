@@ -19,7 +19,8 @@ release, version = get_version("Flask-CoCart-JWT")
 
 master_doc = "index"
 default_role = "code"
-exclude_patterns = ["_build"]
+# Included by benchmarks.rst, not a page of its own.
+exclude_patterns = ["_build", "benchmarks-results.rst"]
 extensions = [
     "sphinx.ext.autodoc",
     "pallets_sphinx_themes",

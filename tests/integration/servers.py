@@ -347,6 +347,8 @@ class Server:
     process: subprocess.Popen[bytes]
     log: IO[bytes]
     seen_pids: set[int] = field(default_factory=set)
+    #: The path :meth:`wait_ready` polls (it must answer 200 with ``X-Worker-Pid``).
+    ready_path: str = "/products"
 
     def worker_pids(self) -> set[int]:
         """The current workers (children of the master)."""
@@ -380,7 +382,7 @@ class Server:
                     + self.log_text()[-5000:]
                 )
             replies = concurrently(
-                [lambda: call(self.port, "GET", "/products", timeout=5)] * (2 * workers),
+                [lambda: call(self.port, "GET", self.ready_path, timeout=5)] * (2 * workers),
                 timeout=30,
             )
             answered |= {r.pid for r in replies if r.status == 200 and r.pid is not None}
@@ -430,8 +432,19 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def launch(name: str, env: Mapping[str, str], *, workers: int = 2) -> Server:
-    """Start gunicorn on a free port (not waiting for readiness)."""
+def launch(
+    name: str,
+    env: Mapping[str, str],
+    *,
+    workers: int = 2,
+    app_spec: str = APP_SPEC,
+    ready_path: str = "/products",
+) -> Server:
+    """Start gunicorn on a free port (not waiting for readiness).
+
+    :param app_spec: the app gunicorn loads (default: the tagged shop).
+    :param ready_path: a path of that app that answers 200 with ``X-Worker-Pid``.
+    """
     port = free_port()
     log = tempfile.TemporaryFile(prefix=f"gunicorn-{name}-")  # noqa: SIM115 - closed by stop()
     command = [
@@ -446,7 +459,7 @@ def launch(name: str, env: Mapping[str, str], *, workers: int = 2) -> Server:
         "3",
         "--log-level",
         "warning",
-        APP_SPEC,
+        app_spec,
     ]
     try:
         process = subprocess.Popen(  # noqa: S603 - fixed command line
@@ -462,7 +475,7 @@ def launch(name: str, env: Mapping[str, str], *, workers: int = 2) -> Server:
     except BaseException:
         log.close()
         raise
-    return Server(name, port, process, log)
+    return Server(name, port, process, log, ready_path=ready_path)
 
 
 @contextlib.contextmanager
@@ -472,18 +485,24 @@ def running(
     *,
     workers: int = 2,
     on_exit: Callable[[list[Server]], None] | None = None,
+    app_spec: str = APP_SPEC,
+    ready_path: str = "/products",
 ) -> Iterator[list[Server]]:
     """Start one gunicorn per name, wait until all their workers answer, stop them after.
 
     :param env: one environment for all, or one per server.
     :param on_exit: called with the servers before they are stopped (e.g. to
         dump their logs when a test failed).
+    :param app_spec: the app gunicorn loads (default: the tagged shop).
+    :param ready_path: a path of that app that answers 200 with ``X-Worker-Pid``.
     """
     envs = [env] * len(names) if isinstance(env, Mapping) else list(env)
     servers: list[Server] = []
     try:
         for name, each in zip(names, envs, strict=True):
-            servers.append(launch(name, each, workers=workers))
+            servers.append(
+                launch(name, each, workers=workers, app_spec=app_spec, ready_path=ready_path)
+            )
         for server in servers:
             server.wait_ready(workers)
         yield servers
