@@ -81,6 +81,13 @@ class VerificationKey:
     algorithm: str
     key: Any = field(repr=False)
     public_jwk: Mapping[str, str] | None = None
+    #: The HMAC state after the key, copied per token (HS* only).
+    _mac: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        digest = _HMAC_DIGESTS.get(self.algorithm)
+        if digest is not None:
+            object.__setattr__(self, "_mac", hmac.new(self.key, digestmod=digest))
 
     @property
     def header(self) -> str:
@@ -94,16 +101,17 @@ class VerificationKey:
     def verify_encoded(self, signing_input: bytes, signature_b64: str) -> bool | None:
         """Check an HMAC signature still in base64url, in constant time.
 
-        The expected MAC is computed in one call to OpenSSL and compared in
-        its canonical encoding, so a non-canonical signature cannot match.
+        The expected MAC is computed from a copy of the keyed state and
+        compared in its canonical encoding, so a non-canonical signature
+        cannot match.
 
         :returns: ``None`` for asymmetric keys (use :meth:`verify`).
         """
-        digest = _HMAC_DIGESTS.get(self.algorithm)
-        if digest is None:
+        if self._mac is None:
             return None
-        expected = b64url(hmac.digest(self.key, signing_input, digest))
-        return hmac.compare_digest(expected, signature_b64)
+        mac = self._mac.copy()
+        mac.update(signing_input)
+        return hmac.compare_digest(b64url(mac.digest()), signature_b64)
 
 
 def encoded_header(algorithm: str, kid: str) -> str:

@@ -60,7 +60,6 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _decoder = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
 
 
-_FROM_URLSAFE = str.maketrans("-_", "+/")
 #: The characters that may end a segment of length 2 or 3 (mod 4): those
 #: whose unused low bits are zero, so that each byte string has one encoding.
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048"), 0: None}
@@ -77,7 +76,8 @@ def _b64decode(segment: str) -> bytes:
     last = _CANONICAL_LAST[rest]
     if last is not None and segment[-1] not in last:
         raise ValueError("non-canonical base64: unused bits set")
-    return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + "==="[: (4 - rest) % 4])
+    standard = segment.replace("-", "+").replace("_", "/")
+    return binascii.a2b_base64(standard + "==="[: (4 - rest) % 4])
 
 
 def _check_depth(text: str) -> None:
