@@ -187,14 +187,17 @@ class Store:
         :raises RefreshTokenReused: a consumed token was replayed; the session
             is now revoked.
         """
-        row = self._token_row(token)
+        # The common case, read and rotate, is one transaction on one connection.
+        with self.begin() as conn:
+            row = self._token_row(token, conn)
+            if row.used_at is None:
+                self._check_usable(row, ctx)
+                if check_identity is not None:
+                    check_identity(row.identity)
+                rotation = self._consume(row, successor, ctx, conn)
+                if rotation is not None:
+                    return rotation
         if row.used_at is None:
-            self._check_usable(row, ctx)
-            if check_identity is not None:
-                check_identity(row.identity)
-            rotation = self._consume(row, successor, ctx)
-            if rotation is not None:
-                return rotation
             row = self._token_row(token)  # lost a race: now consumed
         if row.session_expires_at <= ctx.now:
             raise RefreshTokenExpired  # a dead session is not worth revoking
@@ -208,7 +211,7 @@ class Store:
             check_identity(row.identity)
         return retry
 
-    def _token_row(self, token: str) -> Any:
+    def _token_row(self, token: str, conn: Connection | None = None) -> Any:
         s, t = self.tables.sessions, self.tables.refresh_tokens
         query = (
             select(
@@ -225,7 +228,10 @@ class Store:
             .join(s, s.c.id == t.c.session_id)
             .where(t.c.token_hash == hash_refresh_token(token))
         )
-        with self.read() as conn:
+        if conn is None:
+            with self.read() as own:
+                row = own.execute(query).first()
+        else:
             row = conn.execute(query).first()
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken
@@ -244,31 +250,37 @@ class Store:
         ):
             raise InvalidRefreshToken
 
-    def _consume(self, row: Any, successor: str, ctx: RefreshContext) -> Rotation | None:
+    def _consume(
+        self, row: Any, successor: str, ctx: RefreshContext, conn: Connection
+    ) -> Rotation | None:
+        """Consume ``row`` and insert ``successor`` in ``conn``'s transaction.
+
+        :returns: ``None`` when another request consumed it first (nothing
+            was written).
+        """
         s, t = self.tables.sessions, self.tables.refresh_tokens
         expires_at = min(ctx.now + ctx.idle_seconds, row.session_expires_at)
-        with self.begin() as conn:
-            consumed = conn.execute(
-                update(t).where(t.c.id == row.id, t.c.used_at.is_(None)).values(used_at=ctx.now)
+        consumed = conn.execute(
+            update(t).where(t.c.id == row.id, t.c.used_at.is_(None)).values(used_at=ctx.now)
+        )
+        if consumed.rowcount != 1:
+            return None
+        touched = conn.execute(
+            update(s)
+            .where(s.c.id == row.session_id, s.c.revoked_at.is_(None))
+            .values(last_used_at=ctx.now)
+        )
+        if touched.rowcount != 1:
+            raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
+        conn.execute(
+            insert(t).values(
+                token_hash=hash_refresh_token(successor),
+                session_id=row.session_id,
+                parent_id=row.id,
+                created_at=ctx.now,
+                expires_at=expires_at,
             )
-            if consumed.rowcount != 1:
-                return None
-            touched = conn.execute(
-                update(s)
-                .where(s.c.id == row.session_id, s.c.revoked_at.is_(None))
-                .values(last_used_at=ctx.now)
-            )
-            if touched.rowcount != 1:
-                raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
-            conn.execute(
-                insert(t).values(
-                    token_hash=hash_refresh_token(successor),
-                    session_id=row.session_id,
-                    parent_id=row.id,
-                    created_at=ctx.now,
-                    expires_at=expires_at,
-                )
-            )
+        )
         return Rotation(row.identity, row.session_id, successor, expires_at, rotated=True)
 
     def _retry(self, row: Any, successor: str, ctx: RefreshContext) -> Rotation | None:
