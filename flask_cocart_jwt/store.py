@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 
 from .database import database_errors_as_503
 from .exceptions import InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused
@@ -76,6 +76,7 @@ class Store:
         self._engine: Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._rotation = _RotationStatements(tables)
 
     # -- connections ---------------------------------------------------
 
@@ -212,27 +213,12 @@ class Store:
         return retry
 
     def _token_row(self, token: str, conn: Connection | None = None) -> Any:
-        s, t = self.tables.sessions, self.tables.refresh_tokens
-        query = (
-            select(
-                t.c.id,
-                t.c.session_id,
-                t.c.expires_at,
-                t.c.used_at,
-                s.c.identity,
-                s.c.expires_at.label("session_expires_at"),
-                s.c.revoked_at,
-                s.c.ip,
-                s.c.user_agent,
-            )
-            .join(s, s.c.id == t.c.session_id)
-            .where(t.c.token_hash == hash_refresh_token(token))
-        )
+        query, params = self._rotation.token_row, {"b_hash": hash_refresh_token(token)}
         if conn is None:
             with self.read() as own:
-                row = own.execute(query).first()
+                row = own.execute(query, params).first()
         else:
-            row = conn.execute(query).first()
+            row = conn.execute(query, params).first()
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken
         return row
@@ -258,28 +244,23 @@ class Store:
         :returns: ``None`` when another request consumed it first (nothing
             was written).
         """
-        s, t = self.tables.sessions, self.tables.refresh_tokens
+        statements = self._rotation
         expires_at = min(ctx.now + ctx.idle_seconds, row.session_expires_at)
-        consumed = conn.execute(
-            update(t).where(t.c.id == row.id, t.c.used_at.is_(None)).values(used_at=ctx.now)
-        )
+        consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": ctx.now})
         if consumed.rowcount != 1:
             return None
-        touched = conn.execute(
-            update(s)
-            .where(s.c.id == row.session_id, s.c.revoked_at.is_(None))
-            .values(last_used_at=ctx.now)
-        )
+        touched = conn.execute(statements.touch, {"b_session": row.session_id, "b_now": ctx.now})
         if touched.rowcount != 1:
             raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
         conn.execute(
-            insert(t).values(
-                token_hash=hash_refresh_token(successor),
-                session_id=row.session_id,
-                parent_id=row.id,
-                created_at=ctx.now,
-                expires_at=expires_at,
-            )
+            statements.insert,
+            {
+                "token_hash": hash_refresh_token(successor),
+                "session_id": row.session_id,
+                "parent_id": row.id,
+                "created_at": ctx.now,
+                "expires_at": expires_at,
+            },
         )
         return Rotation(row.identity, row.session_id, successor, expires_at, rotated=True)
 
@@ -414,6 +395,43 @@ class Store:
             if not ids:
                 return
             yield len(ids)
+
+
+class _RotationStatements:
+    """The statements of a refresh, built once per store with bound parameters.
+
+    Building a statement costs more than running it on SQLite: built once,
+    SQLAlchemy also reuses its cache key and compiled form.
+    """
+
+    def __init__(self, tables: Tables) -> None:
+        s, t = tables.sessions, tables.refresh_tokens
+        self.token_row = (
+            select(
+                t.c.id,
+                t.c.session_id,
+                t.c.expires_at,
+                t.c.used_at,
+                s.c.identity,
+                s.c.expires_at.label("session_expires_at"),
+                s.c.revoked_at,
+                s.c.ip,
+                s.c.user_agent,
+            )
+            .join(s, s.c.id == t.c.session_id)
+            .where(t.c.token_hash == bindparam("b_hash"))
+        )
+        self.consume = (
+            update(t)
+            .where(t.c.id == bindparam("b_id"), t.c.used_at.is_(None))
+            .values(used_at=bindparam("b_now"))
+        )
+        self.touch = (
+            update(s)
+            .where(s.c.id == bindparam("b_session"), s.c.revoked_at.is_(None))
+            .values(last_used_at=bindparam("b_now"))
+        )
+        self.insert = insert(t)
 
 
 def _live(s: Any, identity: str, now: int) -> Any:
