@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from .database import database_errors_as_503
 from .exceptions import InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused
 from .models import Tables
+from .queries import RotationStatements, live, newest_first, revoke
 from .records import SessionInfo
 from .refresh_tokens import hash_refresh_token, new_refresh_token, stored_user_agent
 
@@ -76,7 +77,7 @@ class Store:
         self._engine: Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
-        self._rotation = _RotationStatements(tables)
+        self._rotation = RotationStatements(tables)
 
     # -- connections ---------------------------------------------------
 
@@ -157,13 +158,13 @@ class Store:
             if max_sessions is not None:
                 rows = conn.execute(
                     select(s.c.id)
-                    .where(_live(s, identity, now))
-                    .order_by(*_newest_first(s, t))
+                    .where(live(s, identity, now))
+                    .order_by(*newest_first(s, t))
                     .offset(max_sessions)
                 ).all()
                 evicted = [r.id for r in rows if r.id != session_id]
                 if evicted:
-                    conn.execute(_revoke(s, now, "max_sessions").where(s.c.id.in_(evicted)))
+                    conn.execute(revoke(s, now, "max_sessions").where(s.c.id.in_(evicted)))
         return session_id, token, token_expires, evicted
 
     def rotate(
@@ -296,7 +297,7 @@ class Store:
         :returns: whether a live session was revoked.
         """
         s = self.tables.sessions
-        query = _revoke(s, now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
+        query = revoke(s, now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
         if identity is not None:
             query = query.where(s.c.identity == identity)
         with self.begin() as conn:
@@ -321,7 +322,7 @@ class Store:
             )
         ]
         if ids:
-            conn.execute(_revoke(s, now, reason).where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
+            conn.execute(revoke(s, now, reason).where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
         return ids
 
     def session_of_refresh_token(self, token: str) -> tuple[str, str] | None:
@@ -340,7 +341,7 @@ class Store:
         s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
             rows = conn.execute(
-                select(s).where(_live(s, identity, now)).order_by(*_newest_first(s, t))
+                select(s).where(live(s, identity, now)).order_by(*newest_first(s, t))
             ).all()
         return [
             SessionInfo(r.id, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent)
@@ -395,55 +396,3 @@ class Store:
             if not ids:
                 return
             yield len(ids)
-
-
-class _RotationStatements:
-    """The statements of a refresh, built once per store with bound parameters.
-
-    Building a statement costs more than running it on SQLite: built once,
-    SQLAlchemy also reuses its cache key and compiled form.
-    """
-
-    def __init__(self, tables: Tables) -> None:
-        s, t = tables.sessions, tables.refresh_tokens
-        self.token_row = (
-            select(
-                t.c.id,
-                t.c.session_id,
-                t.c.expires_at,
-                t.c.used_at,
-                s.c.identity,
-                s.c.expires_at.label("session_expires_at"),
-                s.c.revoked_at,
-                s.c.ip,
-                s.c.user_agent,
-            )
-            .join(s, s.c.id == t.c.session_id)
-            .where(t.c.token_hash == bindparam("b_hash"))
-        )
-        self.consume = (
-            update(t)
-            .where(t.c.id == bindparam("b_id"), t.c.used_at.is_(None))
-            .values(used_at=bindparam("b_now"))
-        )
-        self.touch = (
-            update(s)
-            .where(s.c.id == bindparam("b_session"), s.c.revoked_at.is_(None))
-            .values(last_used_at=bindparam("b_now"))
-        )
-        self.insert = insert(t)
-
-
-def _live(s: Any, identity: str, now: int) -> Any:
-    return and_(s.c.identity == identity, s.c.revoked_at.is_(None), s.c.expires_at > now)
-
-
-def _newest_first(s: Any, t: Any) -> tuple[Any, ...]:
-    """Sessions newest first; within one second, by the autoincrement id of
-    their first refresh token (the order of creation), never by random id."""
-    first_token = select(func.min(t.c.id)).where(t.c.session_id == s.c.id).scalar_subquery()
-    return (s.c.created_at.desc(), first_token.desc())
-
-
-def _revoke(s: Any, now: int, reason: str) -> Any:
-    return update(s).values(revoked_at=now, revoked_reason=reason[:64])
