@@ -149,17 +149,20 @@ class CoCartJWT(Callbacks):
         session_id: str,
         fresh: bool,
         now: int,
-    ) -> str:
+        not_after: int,
+    ) -> tuple[str, int]:
+        """A signed access token and its lifetime in seconds (capped at ``not_after``)."""
         claims = self._additional_claims_loader(user) if self._additional_claims_loader else None
-        token, _ = encode_access_token(
+        token, signed = encode_access_token(
             state.settings,
             identity=identity,
             session_id=session_id,
             fresh=fresh,
             now=now,
             additional_claims=claims,
+            not_after=not_after,
         )
-        return token
+        return token, int(signed["exp"]) - now
 
     def issue_tokens(self, user: Any, *, fresh: bool = True) -> TokenPair:
         """Open a session for ``user`` and return its first token pair.
@@ -185,7 +188,9 @@ class CoCartJWT(Callbacks):
         )
         if evicted:
             self._revoked(state, evicted, "max_sessions", now)
-        access = self._access_token(state, user, identity, session_id, fresh, now)
+        access, expires_in = self._access_token(
+            state, user, identity, session_id, fresh, now, now + settings.session_max_age
+        )
         signals.tokens_issued.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             identity=identity,
@@ -194,7 +199,7 @@ class CoCartJWT(Callbacks):
         return TokenPair(
             token_type=settings.header_type,
             access_token=access,
-            expires_in=settings.access_token_expires,
+            expires_in=expires_in,
             refresh_token=refresh,
             refresh_token_expires_in=refresh_expires - now,
             session_id=session_id,
@@ -243,7 +248,15 @@ class CoCartJWT(Callbacks):
         )
         rotation = state.store.rotate(refresh_token, successor, ctx, on_reuse, check_user)
         user = users.get(rotation.identity, rotation.identity)
-        access = self._access_token(state, user, rotation.identity, rotation.session_id, False, now)
+        access, expires_in = self._access_token(
+            state,
+            user,
+            rotation.identity,
+            rotation.session_id,
+            False,
+            now,
+            rotation.session_expires_at,
+        )
         signals.token_refreshed.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             identity=rotation.identity,
@@ -253,7 +266,7 @@ class CoCartJWT(Callbacks):
         return TokenPair(
             token_type=settings.header_type,
             access_token=access,
-            expires_in=settings.access_token_expires,
+            expires_in=expires_in,
             refresh_token=rotation.refresh_token,
             refresh_token_expires_in=rotation.refresh_expires_at - now,
             session_id=rotation.session_id,

@@ -41,6 +41,8 @@ class Rotation:
     refresh_expires_at: int
     #: ``False`` when a retry inside the reuse interval got the same successor.
     rotated: bool
+    #: The session's absolute expiry: no token of it may outlive it.
+    session_expires_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +265,14 @@ class Store:
                 "expires_at": expires_at,
             },
         )
-        return Rotation(row.identity, row.session_id, successor, expires_at, rotated=True)
+        return Rotation(
+            row.identity,
+            row.session_id,
+            successor,
+            expires_at,
+            rotated=True,
+            session_expires_at=row.session_expires_at,
+        )
 
     def _retry(self, row: Any, successor: str, ctx: RefreshContext) -> Rotation | None:
         """The same successor again, for a retry of its direct parent inside
@@ -287,7 +296,14 @@ class Store:
         # A retry answers to the same bindings as a first use: a replay from
         # another client must not pick up the successor.
         self._check_binding(row, ctx)
-        return Rotation(row.identity, row.session_id, successor, child.expires_at, rotated=False)
+        return Rotation(
+            row.identity,
+            row.session_id,
+            successor,
+            child.expires_at,
+            rotated=False,
+            session_expires_at=row.session_expires_at,
+        )
 
     def revoke_session(
         self, session_id: str, reason: str, *, now: int, identity: str | None = None

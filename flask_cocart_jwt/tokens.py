@@ -211,6 +211,7 @@ def encode_access_token(
     fresh: bool,
     now: int,
     additional_claims: Mapping[str, Any] | None = None,
+    not_after: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Sign a new access token and return it with its claims.
 
@@ -219,6 +220,7 @@ def encode_access_token(
     :param fresh: whether the token comes straight from a login.
     :param now: the current Unix time, as ``iat`` and ``nbf``.
     :param additional_claims: extra claims; reserved claims are not overridden.
+    :param not_after: the latest ``exp`` allowed (the session's absolute expiry).
     """
     claims: dict[str, Any] = {
         k: v for k, v in (additional_claims or {}).items() if k not in RESERVED_CLAIMS
@@ -233,7 +235,9 @@ def encode_access_token(
         sub=identity,
         iat=now,
         nbf=now,
-        exp=now + settings.access_token_expires,
+        exp=now + settings.access_token_expires
+        if not_after is None
+        else min(now + settings.access_token_expires, not_after),
         jti=secrets.token_urlsafe(16),
         sid=session_id,
         fresh=fresh,

@@ -203,3 +203,26 @@ def test_a_failing_signal_receiver_is_not_a_storage_outage(
     # ... and the storage was not marked down: limits still count normally.
     limits = app.extensions["cocart_jwt"]._states[app].limits
     assert limits._failures == 0
+
+
+def test_access_tokens_never_outlive_their_session(make_app: Callable[..., Flask]) -> None:
+    """A refresh shortly before the session's absolute expiry gets an access
+    token that ends with the session, and ``expires_in`` says so."""
+    import time_machine
+
+    app = make_app(
+        COCART_JWT_SESSION_MAX_AGE=3600,
+        COCART_JWT_ACCESS_TOKEN_EXPIRES=900,
+        COCART_JWT_REFRESH_TOKEN_EXPIRES=3600,
+        **NO_LIMITS,
+    )
+    auth = AuthActions(app.test_client())
+    with time_machine.travel(1_800_000_000, tick=False):
+        tokens = auth.tokens()
+        assert tokens["expires_in"] == 900
+    with time_machine.travel(1_800_000_000 + 3600 - 60, tick=False):
+        refreshed = auth.refresh(tokens["refresh_token"])
+        assert refreshed.status_code == 200, refreshed.json
+        assert refreshed.json["expires_in"] == 60
+        me = auth.get("/me", refreshed.json["access_token"])
+        assert me.json["claims"]["exp"] == 1_800_000_000 + 3600
