@@ -32,7 +32,7 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import current_app, has_app_context
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from .context import verify_access_token
 from .database import database_errors_as_503
@@ -143,11 +143,23 @@ def generate_private_key(algorithm: str) -> PrivateKeyTypes:
 
 
 def _default_algorithm() -> str:
-    configured = current_app.config.get("COCART_JWT_ALGORITHM") if has_app_context() else None
+    """The app's ``COCART_JWT_ALGORITHM`` if the app loads, else ``HS256``.
+
+    ``keygen`` runs without an app context, so that it works before the app
+    has a key (``init_app`` refuses to start without one).
+    """
+    if has_app_context():
+        configured = current_app.config.get("COCART_JWT_ALGORITHM")
+    else:
+        info = click.get_current_context().find_object(ScriptInfo)
+        try:
+            configured = info.load_app().config.get("COCART_JWT_ALGORITHM") if info else None
+        except Exception:  # an app that cannot start yet: it may lack this very key
+            configured = None
     return configured if configured in SUPPORTED_ALGORITHMS else "HS256"
 
 
-@cli_group.command("keygen")
+@cli_group.command("keygen", with_appcontext=False)
 @click.option(
     "--algorithm",
     type=click.Choice(sorted(SUPPORTED_ALGORITHMS)),

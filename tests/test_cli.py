@@ -467,3 +467,22 @@ def test_purge(build: AppFactory, database_uri: str) -> None:
 @pytest.mark.parametrize("value", ["0", "-5", "lots"])
 def test_purge_bad_batch_size(cli_app: Flask, value: str) -> None:
     assert_fails(run(cli_app, "purge", "--batch-size", value), 2, "--batch-size")
+
+
+def test_keygen_works_before_the_app_can_start() -> None:
+    """``init_app`` refuses an app without a key, so ``keygen`` must not need one."""
+    from click.testing import CliRunner
+    from flask.cli import FlaskGroup
+
+    from flask_cocart_jwt import ConfigurationError
+    from flask_cocart_jwt.cli import cli_group
+
+    def create_app() -> Flask:
+        raise ConfigurationError("COCART_JWT_SECRET_KEY is required for HS256.")
+
+    group = FlaskGroup(create_app=create_app, add_default_commands=False, load_dotenv=False)
+    group.add_command(cli_group)
+    result = CliRunner().invoke(group, ["jwt", "keygen"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.strip().splitlines()[-1]
+    assert len(secret) >= 64
