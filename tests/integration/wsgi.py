@@ -10,6 +10,7 @@ saw what they expect. Everything else is the example, configured through
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,13 +22,21 @@ StartResponse = Callable[..., Any]
 
 
 def create_app() -> Flask:
-    """The example shop, with its answers tagged by worker pid."""
+    """The example shop, with its answers tagged by worker pid.
+
+    ``FLASK_TEST_REFRESH_DELAY`` (seconds) holds every refresh answer back
+    after the view ran (the rotation is committed, the response not yet
+    sent), so that a test can kill a worker with a request surely in flight.
+    """
     app = shop.create_app()
     inner = app.wsgi_app
+    delay = float(app.config.get("TEST_REFRESH_DELAY", 0))
 
     def tagged(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers.append(("X-Worker-Pid", str(os.getpid())))
+            if delay and environ.get("PATH_INFO", "").endswith("/refresh-token"):
+                time.sleep(delay)
             return start_response(status, headers, exc_info)
 
         return inner(environ, start)
