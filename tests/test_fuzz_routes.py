@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -31,6 +30,7 @@ from hypothesis import strategies as st
 
 from flask_cocart_jwt.keys import b64url
 from tests.conftest import DOCUMENTED_ERRORS, TOKEN_FIELDS
+from tests.security import pem_private
 from tests.test_refresh import app_factory
 
 # -- what may come back --------------------------------------------------------
@@ -150,21 +150,12 @@ class World:
         return bool(response.status_code == 200)
 
 
-def _pem(key: Any) -> bytes:
-    data: bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return data
-
-
 @pytest.fixture(scope="module")
 def private_keys() -> dict[str, bytes]:
     return {
-        "RS256": _pem(rsa.generate_private_key(65537, 2048)),
-        "ES256": _pem(ec.generate_private_key(ec.SECP256R1())),
-        "EdDSA": _pem(ed25519.Ed25519PrivateKey.generate()),
+        "RS256": pem_private(rsa.generate_private_key(65537, 2048)),
+        "ES256": pem_private(ec.generate_private_key(ec.SECP256R1())),
+        "EdDSA": pem_private(ed25519.Ed25519PrivateKey.generate()),
     }
 
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -24,6 +23,7 @@ from jwcrypto import jwk, jws, jwt
 
 from flask_cocart_jwt.keys import b64url, load_keyring, thumbprint
 from tests.conftest import AuthActions, assert_error
+from tests.security import pem_private, pem_public
 
 #: (test id, JWS algorithm, key factory); RSA keys are 2048 bits.
 ASYMMETRIC: list[tuple[str, str, Callable[[], Any]]] = [
@@ -38,20 +38,10 @@ ASYMMETRIC: list[tuple[str, str, Callable[[], Any]]] = [
 HMAC = ["HS256", "HS384", "HS512"]
 
 
-def pem(private_key: Any) -> bytes:
-    """The unencrypted PKCS#8 PEM of ``private_key``."""
-    data: bytes = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return data
-
-
 @pytest.fixture(scope="module")
 def private_pems() -> dict[str, bytes]:
     """One freshly generated key per case, shared by the module's tests."""
-    return {case_id: pem(factory()) for case_id, _, factory in ASYMMETRIC}
+    return {case_id: pem_private(factory()) for case_id, _, factory in ASYMMETRIC}
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +250,7 @@ def _keyring(algorithm: str, private_pem: bytes, **config: Any) -> Any:
 
 
 def test_rfc8037_key_pair_matches_the_published_public_key() -> None:
-    keyring = _keyring("EdDSA", pem(_rfc8037_private_key()))
+    keyring = _keyring("EdDSA", pem_private(_rfc8037_private_key()))
     (key,) = keyring.verification_keys.values()
     assert key.public_jwk is not None
     assert key.public_jwk["x"] == RFC8037_X
@@ -270,14 +260,10 @@ def test_rfc8037_key_pair_matches_the_published_public_key() -> None:
 
 
 def test_rfc8037_signature_verifies_with_the_public_key() -> None:
-    public_pem = (
-        _rfc8037_private_key()
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    public_pem = pem_public(_rfc8037_private_key())
     keyring = _keyring(
         "EdDSA",
-        pem(ed25519.Ed25519PrivateKey.generate()),
+        pem_private(ed25519.Ed25519PrivateKey.generate()),
         COCART_JWT_DECODE_KEYS={"rfc8037": public_pem},
     )
     key = keyring.verification_keys["rfc8037"]
@@ -294,7 +280,7 @@ def test_rfc8037_signature_verifies_with_the_public_key() -> None:
 
 def test_rfc8037_signature_is_reproduced() -> None:
     """Ed25519 is deterministic: our signer gives the RFC's bytes exactly."""
-    keyring = _keyring("EdDSA", pem(_rfc8037_private_key()))
+    keyring = _keyring("EdDSA", pem_private(_rfc8037_private_key()))
     header, payload, signature = RFC8037_JWS.split(".")
     assert b64url(keyring.sign(f"{header}.{payload}".encode("ascii"))) == signature
 

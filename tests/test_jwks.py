@@ -12,35 +12,19 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask
 from jwcrypto import jwk, jwt
 
 from flask_cocart_jwt.openapi import openapi_document
 from tests.conftest import AuthActions
+from tests.security import pem_private, pem_public
 
 #: RFC 7517/7518/8037: the public members of each key type, besides kid/alg/use.
 PUBLIC_MEMBERS = {"RSA": {"n", "e"}, "EC": {"crv", "x", "y"}, "OKP": {"crv", "x"}}
 #: Members that only a private or symmetric key has (RFC 7518 section 6).
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "r", "t", "k"}
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _private_pem(key: Any) -> bytes:
-    data: bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return data
-
-
-def _public_pem(key: Any) -> bytes:
-    data: bytes = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +63,7 @@ def _assert_public_only(body: dict[str, Any]) -> None:
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_current_key(make_app: Callable[..., Flask], keys: dict[str, Any], algorithm: str) -> None:
     app = make_app(
-        COCART_JWT_ALGORITHM=algorithm, COCART_JWT_PRIVATE_KEY=_private_pem(keys[algorithm])
+        COCART_JWT_ALGORITHM=algorithm, COCART_JWT_PRIVATE_KEY=pem_private(keys[algorithm])
     )
     response = _jwks(app)
     assert response.status_code == 200
@@ -88,7 +72,7 @@ def test_current_key(make_app: Callable[..., Flask], keys: dict[str, Any], algor
     (served,) = response.json["keys"]
     assert served["alg"] == algorithm
     # The served key is the public half of the configured key.
-    expected = jwk.JWK.from_pem(_public_pem(keys[algorithm])).export_public(as_dict=True)
+    expected = jwk.JWK.from_pem(pem_public(keys[algorithm])).export_public(as_dict=True)
     assert {k: v for k, v in served.items() if k in expected and k != "kid"} == {
         k: v for k, v in expected.items() if k != "kid"
     }
@@ -105,8 +89,8 @@ def test_private_material_never_served(
     """Not even when a decode key is given as a private PEM."""
     app = make_app(
         COCART_JWT_ALGORITHM=algorithm,
-        COCART_JWT_PRIVATE_KEY=_private_pem(keys[algorithm]),
-        COCART_JWT_DECODE_KEYS={"old-private": _private_pem(keys["ES256-old"])}
+        COCART_JWT_PRIVATE_KEY=pem_private(keys[algorithm]),
+        COCART_JWT_DECODE_KEYS={"old-private": pem_private(keys["ES256-old"])}
         if algorithm == "ES256"
         else {},
     )
@@ -114,7 +98,7 @@ def test_private_material_never_served(
     _assert_public_only(response.json)
     text = response.get_data(as_text=True)
     for name in ("RS256", "ES256", "ES256-old", "ES512", "EdDSA"):
-        private = jwk.JWK.from_pem(_private_pem(keys[name])).export_private(as_dict=True)
+        private = jwk.JWK.from_pem(pem_private(keys[name])).export_private(as_dict=True)
         for member in PRIVATE_MEMBERS & set(private):
             assert private[member] not in text, (name, member)
 
@@ -123,18 +107,18 @@ def test_current_and_decode_keys(make_app: Callable[..., Flask], keys: dict[str,
     """Key rotation: the old public keys stay listed under their kids."""
     app = make_app(
         COCART_JWT_ALGORITHM="RS256",
-        COCART_JWT_PRIVATE_KEY=_private_pem(keys["RS256"]),
+        COCART_JWT_PRIVATE_KEY=pem_private(keys["RS256"]),
         COCART_JWT_DECODE_KEYS={
-            "rsa-2024": _public_pem(keys["RS256-old"]),
-            "ec-2023": {"algorithm": "ES256", "key": _public_pem(keys["ES256-old"])},
-            "ed-2022": {"algorithm": "EdDSA", "key": _private_pem(keys["EdDSA"])},
+            "rsa-2024": pem_public(keys["RS256-old"]),
+            "ec-2023": {"algorithm": "ES256", "key": pem_public(keys["ES256-old"])},
+            "ed-2022": {"algorithm": "EdDSA", "key": pem_private(keys["EdDSA"])},
             "hmac-2021": {"algorithm": "HS256", "key": secrets.token_urlsafe(48)},
         },
     )
     body = _jwks(app).json
     _assert_public_only(body)
     served = {key["kid"]: key for key in body["keys"]}
-    current = jwk.JWK.from_pem(_public_pem(keys["RS256"])).thumbprint()
+    current = jwk.JWK.from_pem(pem_public(keys["RS256"])).thumbprint()
     # A shared secret is never published; every public key is.
     assert set(served) == {current, "rsa-2024", "ec-2023", "ed-2022"}
     assert served[current]["alg"] == "RS256"
@@ -144,7 +128,7 @@ def test_current_and_decode_keys(make_app: Callable[..., Flask], keys: dict[str,
     assert served["ed-2022"]["alg"] == "EdDSA"
     assert served["ed-2022"]["crv"] == "Ed25519"
     for kid, name in (("rsa-2024", "RS256-old"), ("ec-2023", "ES256-old"), ("ed-2022", "EdDSA")):
-        expected = jwk.JWK.from_pem(_public_pem(keys[name]))
+        expected = jwk.JWK.from_pem(pem_public(keys[name]))
         assert jwk.JWK(**served[kid]).thumbprint() == expected.thumbprint(), kid
 
 
@@ -154,8 +138,8 @@ def test_old_key_tokens_verify_with_the_served_set(
     """A third party holding only the JWK Set verifies tokens of the old and new key."""
     app = make_app(
         COCART_JWT_ALGORITHM="ES256",
-        COCART_JWT_PRIVATE_KEY=_private_pem(keys["ES256"]),
-        COCART_JWT_DECODE_KEYS={"es-old": _public_pem(keys["ES256-old"])},
+        COCART_JWT_PRIVATE_KEY=pem_private(keys["ES256"]),
+        COCART_JWT_DECODE_KEYS={"es-old": pem_public(keys["ES256-old"])},
         COCART_JWT_RATELIMIT_ENABLED=False,
     )
     auth = AuthActions(app.test_client())
@@ -176,7 +160,7 @@ def test_old_key_tokens_verify_with_the_served_set(
             "fresh": False,
         },
     )
-    old.make_signed_token(jwk.JWK.from_pem(_private_pem(keys["ES256-old"])))
+    old.make_signed_token(jwk.JWK.from_pem(pem_private(keys["ES256-old"])))
     token = old.serialize()
     jwt.JWT(jwt=token, key=keyset, algs=["ES256"])
     assert auth.get("/me", token).status_code == 200
@@ -197,7 +181,7 @@ def test_empty_for_hmac(make_app: Callable[..., Flask], algorithm: str) -> None:
 
 
 def test_cache_headers(make_app: Callable[..., Flask], keys: dict[str, Any]) -> None:
-    app = make_app(COCART_JWT_ALGORITHM="ES256", COCART_JWT_PRIVATE_KEY=_private_pem(keys["ES256"]))
+    app = make_app(COCART_JWT_ALGORITHM="ES256", COCART_JWT_PRIVATE_KEY=pem_private(keys["ES256"]))
     response = _jwks(app)
     directives = [d.strip() for d in response.headers["Cache-Control"].split(",")]
     assert "public" in directives
@@ -219,7 +203,7 @@ def test_served_under_the_url_prefix(
 ) -> None:
     app = make_app(
         COCART_JWT_ALGORITHM="EdDSA",
-        COCART_JWT_PRIVATE_KEY=_private_pem(keys["EdDSA"]),
+        COCART_JWT_PRIVATE_KEY=pem_private(keys["EdDSA"]),
         COCART_JWT_URL_PREFIX=prefix,
     )
     response = _jwks(app, path)
@@ -231,7 +215,7 @@ def test_served_under_the_url_prefix(
 
 def test_public_without_credentials(make_app: Callable[..., Flask], keys: dict[str, Any]) -> None:
     """No token is needed, and a bad one is not looked at."""
-    app = make_app(COCART_JWT_ALGORITHM="ES256", COCART_JWT_PRIVATE_KEY=_private_pem(keys["ES256"]))
+    app = make_app(COCART_JWT_ALGORITHM="ES256", COCART_JWT_PRIVATE_KEY=pem_private(keys["ES256"]))
     client = app.test_client()
     plain = client.get("/auth/jwks.json")
     bad = client.get("/auth/jwks.json", headers={"Authorization": "Bearer not.a.token"})
@@ -246,7 +230,7 @@ def test_matches_the_openapi_document(
     document = openapi_document()
     schema = {"$ref": "#/components/schemas/JWKSet", "components": document["components"]}
     app = make_app(
-        COCART_JWT_ALGORITHM=algorithm, COCART_JWT_PRIVATE_KEY=_private_pem(keys[algorithm])
+        COCART_JWT_ALGORITHM=algorithm, COCART_JWT_PRIVATE_KEY=pem_private(keys[algorithm])
     )
     body = _jwks(app).json
     errors = [str(e) for e in jsonschema_rs.validator_for(schema).iter_errors(body)]
