@@ -34,6 +34,7 @@ from limits.strategies import STRATEGIES, RateLimiter
 
 from . import signals
 from .config import DEFAULTS, LIMIT_KEYS, PREFIX, Settings
+from .counting import Counter, counter_for
 from .exceptions import ConfigurationError, RateLimited, ServiceUnavailable
 from .state import current_extension
 
@@ -111,6 +112,8 @@ class RateLimits:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._failures = 0
+        #: strategy -> how to hit it and read its window (see :mod:`.counting`).
+        self._counters: dict[RateLimiter, Counter] = {}
         if limiter is None:
             self._primary = self._strategy_for(_own_storage(settings.ratelimit_storage_uri))
 
@@ -244,11 +247,11 @@ class RateLimits:
     ) -> Usage | None:
         usages = _request_usages(create=True)
         identifiers = (KEY_NAMESPACE, self.namespace, scope, subject)
+        count = self._counters.get(limiter)
+        if count is None:
+            count = self._counters.setdefault(limiter, counter_for(limiter))
         for index, item in enumerate(parse_limit(value)):
-            allowed = (
-                limiter.hit(item, *identifiers) if consume else limiter.test(item, *identifiers)
-            )
-            stats = limiter.get_window_stats(item, *identifiers)
+            allowed, stats = count(item, identifiers, consume)
             policy = scope if index == 0 else f"{scope}_{index}"
             usage = Usage(
                 policy,
