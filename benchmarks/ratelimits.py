@@ -3,9 +3,15 @@
 Measures the median time of ``POST /auth/validate-token`` with the
 extension's limits (per IP and per token, moving window) minus the same
 request with limits disabled, on the memory and the Redis storage; and the
-same for Flask-Limiter with the same two limits on a bare route. Limits are
-set high enough never to trip. Run it as a module, so that this file does not
-shadow the ``limits`` package::
+same for Flask-Limiter with the same two limits on a bare route.
+
+The requests come from :data:`CLIENTS` clients in turn, each with its own
+address and token, as on a real API: a moving window keeps one entry per
+request in the window, and its read walks that list, so a single client
+sending every request under a huge limit would measure Redis walking a list of
+thousands of entries rather than the limiter. :data:`LIMIT` is far above what
+one client sends in a run, so no request is refused. Run it as a module, so
+that this file does not shadow the ``limits`` package::
 
     .venv/bin/python -m benchmarks.ratelimits [--requests 3000] [--redis redis://127.0.0.1:6379/0]
 
@@ -16,6 +22,7 @@ The case builders (``build_ours``, ``build_flask_limiter``) are also used by
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -28,7 +35,15 @@ from flask import Flask, jsonify, request
 from flask_cocart_jwt import CoCartJWT
 
 SECRET = "benchmark-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-HIGH = "1000000 per minute"
+#: Per IP and per token; a client sends a few hundred requests a minute at most.
+LIMIT = "1000 per minute"
+#: Clients taking turns, each with its own address and access token.
+CLIENTS = 256
+
+
+def addresses() -> list[dict[str, str]]:
+    """One WSGI ``environ_base`` per client, each with its own ``REMOTE_ADDR``."""
+    return [{"REMOTE_ADDR": f"10.0.{i // 250}.{i % 250 + 1}"} for i in range(CLIENTS)]
 
 
 def median_us(call: Callable[[], Any], n: int) -> float:
@@ -52,15 +67,25 @@ def build_ours(storage: str | None, prefix: str) -> Callable[[], Any]:
         COCART_JWT_URL_PREFIX=prefix,
         COCART_JWT_RATELIMIT_ENABLED=storage is not None,
         COCART_JWT_RATELIMIT_STORAGE_URI=storage or "memory://",
-        COCART_JWT_LIMIT_VALIDATE_PER_IP=HIGH,
-        COCART_JWT_LIMIT_VALIDATE_PER_TOKEN=HIGH,
+        COCART_JWT_LIMIT_VALIDATE_PER_IP=LIMIT,
+        COCART_JWT_LIMIT_VALIDATE_PER_TOKEN=LIMIT,
     )
     ext = CoCartJWT(app)
-    ext.register_credentials_checker(lambda u, p: u)
+    with app.app_context():
+        tokens = [ext.issue_tokens(f"user{i}").access_token for i in range(CLIENTS)]
     client = app.test_client()
-    login = client.post(f"{prefix}/login", json={"username": "alice", "password": "x"})
-    headers = {"Authorization": f"Bearer {login.json['access_token']}"}  # type: ignore[index]
-    return _checked(lambda: client.post(f"{prefix}/validate-token", headers=headers))
+    turns = itertools.cycle(
+        [
+            ({"Authorization": f"Bearer {token}"}, environ)
+            for token, environ in zip(tokens, addresses(), strict=True)
+        ]
+    )
+
+    def call() -> Any:
+        headers, environ = next(turns)
+        return client.post(f"{prefix}/validate-token", headers=headers, environ_base=environ)
+
+    return _checked(call)
 
 
 def build_flask_limiter(storage: str | None) -> Callable[[], Any]:
@@ -82,12 +107,22 @@ def build_flask_limiter(storage: str | None) -> Callable[[], Any]:
             headers_enabled=True,
             key_prefix=uuid.uuid4().hex,
         )
-        per_token = limiter.limit(HIGH, key_func=lambda: request.headers.get("Authorization", ""))
-        view = per_token(limiter.limit(HIGH)(view))
+        per_token = limiter.limit(LIMIT, key_func=lambda: request.headers.get("Authorization", ""))
+        view = per_token(limiter.limit(LIMIT)(view))
     app.add_url_rule("/validate", view_func=view, methods=["POST"])
     client = app.test_client()
-    headers = {"Authorization": "Bearer x" * 30}
-    return _checked(lambda: client.post("/validate", headers=headers))
+    turns = itertools.cycle(
+        [
+            ({"Authorization": f"Bearer {i:04d}" + "x" * 200}, environ)
+            for i, environ in enumerate(addresses())
+        ]
+    )
+
+    def call() -> Any:
+        headers, environ = next(turns)
+        return client.post("/validate", headers=headers, environ_base=environ)
+
+    return _checked(call)
 
 
 def _checked(call: Callable[[], Any]) -> Callable[[], Any]:

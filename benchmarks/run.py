@@ -2,14 +2,18 @@
 
 Run by hand (never in the test suite)::
 
-    .venv/bin/python -m benchmarks.run [--quick] [--output docs/benchmarks-results.rst]
+    .venv/bin/python -m benchmarks.run [--quick] [--only SECTION] [--output FILE]
 
-Four sections, each in interleaved rounds (the order of the cases shuffled
-every round, ``gc.collect()`` before each timed block, medians over rounds):
+Five sections; the timed ones run in interleaved rounds (the order of the
+cases shuffled every round, ``gc.collect()`` before each timed block, medians
+over rounds):
 
 1. protected route, through Flask's test client: bare Flask,
    Flask-JWT-Extended (plain and with an SQLAlchemy blocklist look-up),
    Flask-CoCart-JWT (revocation check off and on) -- ``benchmarks/protected.py``;
+1b. the same five cases counted in CPU instructions per request under
+   callgrind, which noise does not move -- ``benchmarks/instructions.py``
+   (skipped without valgrind);
 2. ``POST /auth/validate-token`` with our limits on memory and on Redis,
    against raw Flask-Limiter with the same two limits --
    ``benchmarks/ratelimits.py``;
@@ -24,7 +28,7 @@ every round, ``gc.collect()`` before each timed block, medians over rounds):
 It prints the medians and the ratios against the targets, and writes the
 table to ``docs/benchmarks-results.rst`` (included by ``docs/benchmarks.rst``;
 a ``--quick`` run only prints, unless ``--output`` is given).
-Redis (``127.0.0.1:6379``) and PostgreSQL (``127.0.0.1:5432``) are optional:
+Redis (``127.0.0.1:6379``), PostgreSQL (``127.0.0.1:5432``) and valgrind are optional:
 a case whose server is absent is skipped with a note. The PostgreSQL database
 is created for the run and dropped after it; gunicorn is always stopped.
 """
@@ -57,7 +61,7 @@ import jwt
 import sqlalchemy as sa
 from flask import Flask
 
-from benchmarks import protected, ratelimits
+from benchmarks import instructions, protected, ratelimits
 from tests.integration import servers as srv
 
 SECRET = protected.SECRET
@@ -78,10 +82,11 @@ class Sizes:
     http_rounds: int
     http_requests: int
     http_cap: float
+    instruction_requests: int
 
 
-FULL = Sizes(21, 400, 300, 11, 150, 7, 2000, 20.0)
-QUICK = Sizes(3, 100, 100, 3, 40, 2, 300, 5.0)
+FULL = Sizes(21, 400, 300, 11, 150, 7, 2000, 20.0, 400)
+QUICK = Sizes(3, 100, 100, 3, 40, 2, 300, 5.0, 50)
 
 
 @dataclass(frozen=True)
@@ -156,19 +161,45 @@ def bench_protected(sizes: Sizes, report: Report) -> None:
     bare = results["bare Flask"]
     for name, us in results.items():
         print(f"    {name:40} {us:9.1f}   overhead {us - bare:8.1f}")
-    over = {name: us - bare for name, us in results.items()}
-    report.targets += [
+    report.targets += protected_targets(results, "")
+
+
+def protected_targets(results: dict[str, float], measure: str) -> list[Target]:
+    """The two protected-route targets from ``results`` (per request, any unit)."""
+    bare = results["bare Flask"]
+    over = {name: value - bare for name, value in results.items()}
+    return [
         Target(
-            "auth overhead, ours / Flask-JWT-Extended",
+            f"auth overhead{measure}, ours / Flask-JWT-Extended",
             over["CoCart-JWT, revocation check off"] / over["Flask-JWT-Extended"],
             0.15,
         ),
         Target(
-            "auth overhead with revocation check, ours / FJE + DB blocklist",
+            f"auth overhead{measure} with revocation check, ours / FJE + DB blocklist",
             over["CoCart-JWT, revocation check on"] / over["Flask-JWT-Extended + DB blocklist"],
             0.15,
         ),
     ]
+
+
+def bench_instructions(sizes: Sizes, report: Report) -> None:
+    print("\n[1b] protected route, instructions per request (callgrind)", flush=True)
+    if not instructions.available():
+        note = "valgrind not installed: instruction counts skipped"
+        print("    " + note)
+        report.notes.append(note)
+        return
+    results = instructions.per_request(sizes.instruction_requests)
+    report.add(
+        "protected route",
+        results,
+        unit="instructions",
+        baselines=dict.fromkeys(results, "bare Flask"),
+    )
+    bare = results["bare Flask"]
+    for name, count in results.items():
+        print(f"    {name:40} {count:12,.0f}   overhead {count - bare:12,.0f}")
+    report.targets += protected_targets(results, " in instructions")
 
 
 # -- 2. rate limits ------------------------------------------------------------
@@ -481,6 +512,16 @@ def bench_http(sizes: Sizes, report: Report) -> None:
     )
 
 
+#: The sections, in the order a full run takes them.
+SECTIONS: dict[str, Callable[[Sizes, Report], None]] = {
+    "protected": bench_protected,
+    "instructions": bench_instructions,
+    "limits": bench_limits,
+    "refresh": bench_refresh,
+    "http": bench_http,
+}
+
+
 # -- report ------------------------------------------------------------------
 
 
@@ -544,6 +585,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds")
     parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SECTIONS),
+        help="run only this section (repeatable); the table is then not written unless "
+        "--output is given",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="where to write the table (default: docs/benchmarks-results.rst, "
@@ -557,20 +605,18 @@ def main(argv: list[str] | None = None) -> int:
         "host": f"{platform.python_implementation()} {platform.python_version()}, "
         f"{platform.platform(terse=True)}, {os.cpu_count()} CPUs",
         "load": f"{load1:.2f} / {load5:.2f} / {load15:.2f}",
-        "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
         "versions": versions(),
     }
     print(f"{header['date']}: {header['host']}, load average {header['load']}")
     report = Report([], [], [])
-    bench_protected(sizes, report)
-    bench_limits(sizes, report)
-    bench_refresh(sizes, report)
-    bench_http(sizes, report)
+    for name in args.only or SECTIONS:
+        SECTIONS[name](sizes, report)
     print(f"\n{'target':66} {'measured':>9} {'wanted':>8}  result")
     for target in report.targets:
         measured = "--" if target.ratio is None else f"{target.ratio:.3f}"
         print(f"{target.name:66} {measured:>9} {target.wanted:>8}  {target.verdict}")
-    output = args.output or (None if args.quick else OUTPUT)
+    output = args.output or (None if args.quick or args.only else OUTPUT)
     if output is not None:
         output.write_text(render(report, header), encoding="utf-8")
         print(f"\nwritten to {output}")
