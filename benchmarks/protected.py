@@ -119,9 +119,31 @@ def interleaved(
 ) -> dict[str, float]:
     """Median µs per call of each case, over ``rounds`` interleaved rounds.
 
+    A case's figure is the median of its per-round means (see :func:`rounds_of`).
+    """
+    return {
+        name: statistics.median(values)
+        for name, values in rounds_of(calls, rounds, requests).items()
+    }
+
+
+def paired_overhead(samples: Mapping[str, list[float]], case: str, baseline: str) -> float:
+    """Median over rounds of ``case`` minus ``baseline`` in the same round.
+
+    Pairing within a round cancels what drifts between rounds (another job
+    starting, the CPU clock changing), which a difference of two medians
+    keeps.
+    """
+    return statistics.median(a - b for a, b in zip(samples[case], samples[baseline], strict=True))
+
+
+def rounds_of(
+    calls: Mapping[str, Callable[[], Any]], rounds: int, requests: int
+) -> dict[str, list[float]]:
+    """Mean µs per call of each case in each of ``rounds`` interleaved rounds.
+
     Each round runs every case once, in a shuffled order, with
-    ``gc.collect()`` before each timed block of ``requests`` calls; a
-    case's figure is the median of its per-round means.
+    ``gc.collect()`` before each timed block of ``requests`` calls.
     """
     samples: dict[str, list[float]] = {name: [] for name in calls}
     order = list(calls)
@@ -134,7 +156,7 @@ def interleaved(
             for _ in range(requests):
                 call()
             samples[name].append((time.perf_counter() - start) / requests * 1e6)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 def measure(rounds: int, requests: int) -> dict[str, float]:

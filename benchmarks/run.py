@@ -85,7 +85,7 @@ class Sizes:
     instruction_requests: int
 
 
-FULL = Sizes(21, 400, 300, 11, 150, 7, 2000, 20.0, 400)
+FULL = Sizes(31, 400, 300, 11, 150, 7, 2000, 20.0, 400)
 QUICK = Sizes(3, 100, 100, 3, 40, 2, 300, 5.0, 50)
 
 
@@ -124,12 +124,12 @@ class Report:
         section: str,
         results: dict[str, float],
         unit: str = "µs",
-        baselines: dict[str, str] | None = None,
+        overheads: dict[str, float] | None = None,
     ) -> None:
-        """Record ``results``; ``baselines`` maps a case to the case it is compared with."""
+        """Record ``results``; ``overheads`` has a case's cost over its baseline."""
         for name, value in results.items():
-            base = (baselines or {}).get(name)
-            extra = "" if base is None else f"{value - results[base]:+,.1f} {unit}"
+            over = (overheads or {}).get(name)
+            extra = "" if over is None else f"{over:+,.1f} {unit}"
             self.cases.append((section, name, f"{value:,.1f} {unit}", extra))
 
 
@@ -156,18 +156,17 @@ def bench_protected(sizes: Sizes, report: Report) -> None:
     print("\n[1] protected route, test client (µs per request)", flush=True)
     calls = {name: protected.prepare(name) for name in protected.CASES}
     warm(calls, min(200, sizes.protected_requests))
-    results = protected.interleaved(calls, sizes.rounds, sizes.protected_requests)
-    report.add("protected route", results, baselines=dict.fromkeys(results, "bare Flask"))
-    bare = results["bare Flask"]
+    samples = protected.rounds_of(calls, sizes.rounds, sizes.protected_requests)
+    results = {name: statistics.median(values) for name, values in samples.items()}
+    over = {name: protected.paired_overhead(samples, name, "bare Flask") for name in samples}
+    report.add("protected route", results, overheads=over)
     for name, us in results.items():
-        print(f"    {name:40} {us:9.1f}   overhead {us - bare:8.1f}")
-    report.targets += protected_targets(results, "")
+        print(f"    {name:40} {us:9.1f}   overhead {over[name]:8.1f}")
+    report.targets += protected_targets(over, "")
 
 
-def protected_targets(results: dict[str, float], measure: str) -> list[Target]:
-    """The two protected-route targets from ``results`` (per request, any unit)."""
-    bare = results["bare Flask"]
-    over = {name: value - bare for name, value in results.items()}
+def protected_targets(over: dict[str, float], measure: str) -> list[Target]:
+    """The two protected-route targets from each case's overhead over bare Flask."""
     return [
         Target(
             f"auth overhead{measure}, ours / Flask-JWT-Extended",
@@ -190,16 +189,11 @@ def bench_instructions(sizes: Sizes, report: Report) -> None:
         report.notes.append(note)
         return
     results = instructions.per_request(sizes.instruction_requests)
-    report.add(
-        "protected route",
-        results,
-        unit="instructions",
-        baselines=dict.fromkeys(results, "bare Flask"),
-    )
-    bare = results["bare Flask"]
+    over = {name: count - results["bare Flask"] for name, count in results.items()}
+    report.add("protected route", results, unit="instructions", overheads=over)
     for name, count in results.items():
-        print(f"    {name:40} {count:12,.0f}   overhead {count - bare:12,.0f}")
-    report.targets += protected_targets(results, " in instructions")
+        print(f"    {name:40} {count:12,.0f}   overhead {over[name]:12,.0f}")
+    report.targets += protected_targets(over, " in instructions")
 
 
 # -- 2. rate limits ------------------------------------------------------------
@@ -224,15 +218,19 @@ def bench_limits(sizes: Sizes, report: Report) -> None:
         calls[f"raw Flask-Limiter on {label}"] = ratelimits.build_flask_limiter(uri)
     try:
         warm(calls, min(200, sizes.limit_requests))
-        results = protected.interleaved(calls, sizes.rounds, sizes.limit_requests)
+        samples = protected.rounds_of(calls, sizes.rounds, sizes.limit_requests)
     finally:
         if "Redis" in storages:
             ratelimits.cleanup(REDIS_URL, prefix)
-    baselines = {}
+    results = {name: statistics.median(values) for name, values in samples.items()}
+    over = {}
     for label in storages:
-        baselines[f"ours, limits on {label}"] = "ours, limits off"
-        baselines[f"raw Flask-Limiter on {label}"] = "raw Flask-Limiter, no limits"
-    report.add("rate limits", results, baselines=baselines)
+        for case, baseline in (
+            (f"ours, limits on {label}", "ours, limits off"),
+            (f"raw Flask-Limiter on {label}", "raw Flask-Limiter, no limits"),
+        ):
+            over[case] = protected.paired_overhead(samples, case, baseline)
+    report.add("rate limits", results, overheads=over)
     for name, us in results.items():
         print(f"    {name:40} {us:9.1f}")
     for label in ("memory", "Redis"):
@@ -240,8 +238,8 @@ def bench_limits(sizes: Sizes, report: Report) -> None:
         if label not in storages:
             report.targets.append(Target(name, None, 1.0, note="Redis not reachable"))
             continue
-        ours = results[f"ours, limits on {label}"] - results["ours, limits off"]
-        raw = results[f"raw Flask-Limiter on {label}"] - results["raw Flask-Limiter, no limits"]
+        ours = over[f"ours, limits on {label}"]
+        raw = over[f"raw Flask-Limiter on {label}"]
         print(f"    overhead on {label}: ours {ours:.1f} µs, raw Flask-Limiter {raw:.1f} µs")
         report.targets.append(Target(name, ours / raw, 1.0))
 
