@@ -95,11 +95,13 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
             _remember(None)
             return None
         raise MissingToken
-    limit_token("protected", token, state)
+    if state.limits is not None:  # the protected-view limit is opt-in
+        limit_token("protected", token, state)
     claims = verify_access_token(token, state)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
-    _remember(RequestAuth(claims, load_user(ext, claims)))
+    user = None if ext._user_loader is None else load_user(ext, claims)
+    _remember(RequestAuth(claims, user))
     return claims
 
 

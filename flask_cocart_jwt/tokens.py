@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import json.scanner
 import math
 import re
 import secrets
@@ -42,6 +43,7 @@ RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "s
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _TOKEN_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
 _MAX_IDENTITY_CHARS = 255
+_TEXT_CLAIMS = ("sub", "jti", "sid")
 #: The deepest nesting of arrays and objects accepted in a header or claims.
 MAX_JSON_DEPTH = 32
 
@@ -58,6 +60,8 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _decoder = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+#: The decoder's C scanner, called directly: one value from the first character.
+_scan_value = json.scanner.make_scanner(_decoder)
 
 
 #: The characters that may end a segment of length 2 or 3 (mod 4): those
@@ -85,9 +89,8 @@ def _check_depth(text: str) -> None:
 
     Deep nesting would otherwise be limited only by the interpreter's
     recursion limit, which differs between Python versions and call stacks.
+    Called only for a text with more brackets than that depth.
     """
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return
     depth = 0
     in_string = escaped = False
     for char in text:
@@ -111,9 +114,17 @@ def _check_depth(text: str) -> None:
 def _json_object(data: bytes) -> dict[str, Any]:
     """Parse a strict JSON object from UTF-8 bytes, or raise ``ValueError``."""
     text = data.decode("utf-8")
-    _check_depth(text)
-    obj = _decoder.decode(text)
-    if not isinstance(obj, dict):
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_depth(text)
+    # The scanner alone parses a value that fills the text (what the extension
+    # writes); surrounding whitespace or an error goes to the whole decoder.
+    try:
+        obj, end = _scan_value(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        obj = _decoder.decode(text)
+    if type(obj) is not dict:
         raise ValueError("not a JSON object")
     return obj
 
@@ -123,13 +134,6 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
     if type(value) is int or (type(value) is float and math.isfinite(value)):
         return value
     raise InvalidToken
-
-
-def _required_text(claims: Mapping[str, Any], name: str) -> str:
-    value = claims.get(name)
-    if type(value) is not str or not value or len(value) > _MAX_IDENTITY_CHARS:
-        raise InvalidToken
-    return value
 
 
 def _key_of(header: Mapping[str, Any], settings: Settings) -> VerificationKey:
@@ -172,8 +176,10 @@ def decode_access_token(token: str, settings: Settings, now: float) -> dict[str,
     except (ValueError, binascii.Error, RecursionError, TypeError) as exc:
         raise InvalidToken from exc
 
-    for name in ("sub", "jti", "sid"):
-        _required_text(claims, name)
+    for name in _TEXT_CLAIMS:  # non-empty strings
+        value = claims.get(name)
+        if type(value) is not str or not 0 < len(value) <= _MAX_IDENTITY_CHARS:
+            raise InvalidToken
     exp = _numeric_date(claims, "exp")
     iat = _numeric_date(claims, "iat")
     nbf = _numeric_date(claims, "nbf") if "nbf" in claims else iat
