@@ -60,8 +60,9 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _decoder = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
-#: The decoder's C scanner, called directly: one value from the first character.
-_scan_value = json.scanner.make_scanner(_decoder)
+#: The decoder's (C) scanner, called directly: one value from the first character.
+#: (typeshed types its argument as a scanner; it takes the decoder it serves.)
+_scan_value = json.scanner.make_scanner(_decoder)  # type: ignore[arg-type]
 
 
 #: The characters that may end a segment of length 2 or 3 (mod 4): those
