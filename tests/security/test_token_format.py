@@ -135,11 +135,33 @@ def test_header_not_a_json_object(env: Env, raw: bytes) -> None:
     assert_error(send(signed(b64(raw), p)), 401, "invalid_token")
 
 
-@pytest.mark.parametrize("raw", [b"[]", b'"alice"', b"42", b"null", b"[{}]", b"{", b"{}x"])
+@pytest.mark.parametrize(
+    "raw", [b"[]", b'"alice"', b"42", b"null", b"[{}]", b"{", b"{}x", b"{} {}", b" ", b"{}\x00"]
+)
 def test_payload_not_a_json_object(env: Env, raw: bytes) -> None:
     send, token = env()
     h, _, _ = token.split(".")
     assert_error(send(signed(h, b64(raw))), 401, "invalid_token")
+
+
+def test_payload_after_a_whole_object(env: Env) -> None:
+    # The claims are parsed by the scanner alone when they fill the payload;
+    # anything after the object must still be refused by the whole decoder.
+    send, token = env()
+    header, claims = parts(token)
+    h, body = b64(dump(header)), dump(claims)
+    for tail in (b"x", b",", b"}", b"{}", b" 1", b"\n{", b"\x00"):
+        assert_error(send(signed(h, b64(body + tail))), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("space", [b" ", b"\n", b"\t\r\n "])
+def test_payload_json_whitespace_is_valid_json(env: Env, space: bytes) -> None:
+    # RFC 8259 allows whitespace around the object: such a token, signed with
+    # the key, is valid JSON from another writer and is accepted.
+    send, token = env()
+    header, claims = parts(token)
+    h, body = b64(dump(header)), dump(claims)
+    assert send(signed(h, b64(space + body + space))).status_code == 200
 
 
 def test_invalid_utf8(env: Env) -> None:
