@@ -11,17 +11,17 @@ over rounds):
 1. protected route, through Flask's test client: bare Flask,
    Flask-JWT-Extended (plain and with an SQLAlchemy blocklist look-up),
    Flask-CoCart-JWT (revocation check off and on) -- ``benchmarks/protected.py``;
-1b. the same five cases counted in CPU instructions per request under
+2. the same five cases counted in CPU instructions per request under
    callgrind, which noise does not move -- ``benchmarks/instructions.py``
    (skipped without valgrind);
-2. ``POST /auth/validate-token`` with our limits on memory and on Redis,
+3. ``POST /auth/validate-token`` with our limits on memory and on Redis,
    against raw Flask-Limiter with the same two limits --
    ``benchmarks/ratelimits.py``;
-3. refresh rotation (``POST /auth/refresh-token`` chained on successive
+4. refresh rotation (``POST /auth/refresh-token`` chained on successive
    tokens, rate limits off) on SQLite and on PostgreSQL, against a floor: one
    raw SQLAlchemy Core transaction (one ``UPDATE``, one ``INSERT``) on
    equivalent tables of the same database plus one PyJWT ``jwt.encode``;
-4. the protected route over real HTTP: gunicorn (two sync workers, loopback)
+5. the protected route over real HTTP: gunicorn (two sync workers, loopback)
    serving ``benchmarks/http_app.py``, loaded by a few threads of
    :mod:`http.client` with a fixed request count and a duration cap.
 
@@ -182,7 +182,7 @@ def protected_targets(over: dict[str, float], measure: str) -> list[Target]:
 
 
 def bench_instructions(sizes: Sizes, report: Report) -> None:
-    print("\n[1b] protected route, instructions per request (callgrind)", flush=True)
+    print("\n[2] protected route, instructions per request (callgrind)", flush=True)
     if not instructions.available():
         note = "valgrind not installed: instruction counts skipped"
         print("    " + note)
@@ -200,7 +200,7 @@ def bench_instructions(sizes: Sizes, report: Report) -> None:
 
 
 def bench_limits(sizes: Sizes, report: Report) -> None:
-    print("\n[2] validate-token with limits vs raw Flask-Limiter (µs per request)", flush=True)
+    print("\n[3] validate-token with limits vs raw Flask-Limiter (µs per request)", flush=True)
     prefix = f"/bench-{uuid.uuid4().hex[:8]}"
     storages = {"memory": "memory://"}
     if reachable(REDIS_URL):
@@ -371,7 +371,7 @@ def postgresql_database() -> Iterator[str | None]:
 
 
 def bench_refresh(sizes: Sizes, report: Report) -> None:
-    print("\n[3] refresh rotation vs floor (µs per refresh)", flush=True)
+    print("\n[4] refresh rotation vs floor (µs per refresh)", flush=True)
     directory = tempfile.mkdtemp(prefix="cocart-bench-")
     with postgresql_database() as pg_url:
         databases = {"SQLite": f"sqlite:///{directory}/refresh.sqlite3"}
@@ -464,7 +464,7 @@ def load(port: int, path: str, headers: dict[str, str], requests: int, cap: floa
 def bench_http(sizes: Sizes, report: Report) -> None:
     from benchmarks import http_app
 
-    print("\n[4] protected route over HTTP, gunicorn 2 sync workers (requests/s)", flush=True)
+    print("\n[5] protected route over HTTP, gunicorn 2 sync workers (requests/s)", flush=True)
     directory = tempfile.mkdtemp(prefix="cocart-bench-http-")
     database = f"sqlite:///{directory}/tokens.sqlite3"
     # Create the tables and a token here, before any worker starts.
@@ -537,6 +537,8 @@ def render(report: Report, header: dict[str, str]) -> str:
         f"load average (1, 5, 15 min) at start {header['load']}.",
         f"Command: ``{header['command']}``.",
         f"Versions: {header['versions']}.",
+        "*Over baseline*: for timed cases, the median over rounds of the case minus its",
+        "baseline in the same round; for instruction counts, the plain difference.",
         "",
         ".. list-table:: Medians over interleaved rounds",
         "   :header-rows: 1",
@@ -610,10 +612,10 @@ def main(argv: list[str] | None = None) -> int:
     report = Report([], [], [])
     for name in args.only or SECTIONS:
         SECTIONS[name](sizes, report)
-    print(f"\n{'target':66} {'measured':>9} {'wanted':>8}  result")
+    print(f"\n{'target':80} {'measured':>9} {'wanted':>8}  result")
     for target in report.targets:
         measured = "--" if target.ratio is None else f"{target.ratio:.3f}"
-        print(f"{target.name:66} {measured:>9} {target.wanted:>8}  {target.verdict}")
+        print(f"{target.name:80} {measured:>9} {target.wanted:>8}  {target.verdict}")
     output = args.output or (None if args.quick or args.only else OUTPUT)
     if output is not None:
         output.write_text(render(report, header), encoding="utf-8")

@@ -1,0 +1,109 @@
+"""Where the access-token check spends its time, step by step, hot and cold.
+
+Run by hand::
+
+    .venv/bin/python -m benchmarks.steps [--calls 20000]
+
+Prints three views of the protected route of ``benchmarks/protected.py``
+(Flask-CoCart-JWT, revocation check off):
+
+1. each step of the check called in a tight loop (best of 7, µs per call),
+   when every cache is warm: the floor of each step;
+2. the whole check, ``verify_jwt_in_request()``, timed inside real requests
+   through the test client: what it costs when the rest of a Flask request
+   runs between two checks;
+3. whole requests to an unprotected route of the same app and to the
+   protected one (best of 5 blocks): the overhead a client sees.
+
+The gap between 1 and 3 is the cold-cache cost of running the check once per
+request among Werkzeug's and Flask's own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+from flask import jsonify
+
+from benchmarks import protected
+from flask_cocart_jwt import context, tokens
+from flask_cocart_jwt.state import current_extension
+
+CASE = "CoCart-JWT, revocation check off"
+
+
+def best_us(call: Callable[[], Any], number: int, repeat: int = 7) -> float:
+    """Best µs per call of ``call`` over ``repeat`` blocks of ``number`` calls."""
+    return min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20000)
+    n = parser.parse_args().calls
+    app, headers = protected.CASES[CASE]()
+    token = headers["Authorization"].split()[1]
+    header_b64, payload_b64, signature_b64 = token.split(".")
+    signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+    payload = tokens._b64decode(payload_b64)
+    in_request: list[int] = []
+
+    @app.get("/open")
+    def open_route() -> Any:
+        return jsonify(ok=True)
+
+    @app.get("/timed")
+    def timed_route() -> Any:
+        start = time.perf_counter_ns()
+        context.verify_jwt_in_request()
+        in_request.append(time.perf_counter_ns() - start)
+        return jsonify(ok=True)
+
+    with app.test_request_context("/data", headers=headers):
+        _, state = current_extension()
+        settings = state.settings
+        key = settings.keyring.known_headers[header_b64]
+        now = time.time()
+        steps: dict[str, Callable[[], Any]] = {
+            "read the header (access_token_from_request)": lambda: (
+                context.access_token_from_request(state)
+            ),
+            "shape check (regex)": lambda: tokens._TOKEN_SHAPE.fullmatch(token),
+            "HMAC-SHA256 and compare (verify_encoded)": lambda: key.verify_encoded(
+                signing_input, signature_b64
+            ),
+            "payload base64 (_b64decode)": lambda: tokens._b64decode(payload_b64),
+            "payload JSON (_json_object)": lambda: tokens._json_object(payload),
+            "whole decode_access_token": lambda: tokens.decode_access_token(token, settings, now),
+            "whole verify_jwt_in_request": context.verify_jwt_in_request,
+        }
+        print(f"1. each step in a tight loop, best of 7 x {n} (µs per call)")
+        for label, call in steps.items():
+            print(f"   {label:46} {best_us(call, n):6.2f}")
+
+    client = app.test_client()
+    requests = max(2000, n // 5)
+    for _ in range(requests):
+        client.get("/timed", headers=headers)
+    print(f"2. verify_jwt_in_request() inside {requests} requests (median, µs)")
+    print(f"   {'once per request':46} {statistics.median(in_request) / 1000:6.2f}")
+    print("3. whole requests through the test client, best of 5 (µs per request)")
+    block = max(1000, n // 10)
+    routes = {"unprotected route": "/open", "protected route (@jwt_required)": "/data"}
+    times = {
+        label: best_us(lambda path=path: client.get(path, headers=headers), block, repeat=5)
+        for label, path in routes.items()
+    }
+    for label, us in times.items():
+        print(f"   {label:46} {us:6.1f}")
+    overhead = times["protected route (@jwt_required)"] - times["unprotected route"]
+    print(f"   {'overhead of the check':46} {overhead:6.1f}")
+
+
+if __name__ == "__main__":
+    main()
