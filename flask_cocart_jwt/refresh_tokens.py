@@ -42,6 +42,15 @@ def stored_user_agent(user_agent: str | None) -> str | None:
     return (user_agent or "").replace("\x00", "")[:255] or None
 
 
+def stored_ip(ip: str | None) -> str | None:
+    """The client address as kept with a session: cut to the column's 45 characters.
+
+    45 is the longest textual IPv6 address; a longer value (an IPv6 zone id, or
+    whatever a proxy middleware put in ``REMOTE_ADDR``) is compared cut too.
+    """
+    return (ip or "")[:45] or None
+
+
 def looks_like_refresh_token(token: object) -> bool:
     """Whether ``token`` has the shape of a refresh token (cheap pre-check)."""
     return (

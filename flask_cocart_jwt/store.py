@@ -28,7 +28,12 @@ from .exceptions import InvalidRefreshToken, RefreshTokenExpired, RefreshTokenRe
 from .models import Tables
 from .queries import RotationStatements, live, newest_first, revoke
 from .records import SessionInfo
-from .refresh_tokens import hash_refresh_token, new_refresh_token, stored_user_agent
+from .refresh_tokens import (
+    hash_refresh_token,
+    new_refresh_token,
+    stored_ip,
+    stored_user_agent,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +150,7 @@ class Store:
                     created_at=now,
                     last_used_at=now,
                     expires_at=expires_at,
-                    ip=ip[:45] if ip else None,
+                    ip=stored_ip(ip),
                     user_agent=stored_user_agent(user_agent),
                 )
             )
@@ -234,7 +239,7 @@ class Store:
 
     @staticmethod
     def _check_binding(row: Any, ctx: RefreshContext) -> None:
-        if (ctx.bind_ip and row.ip != (ctx.ip or None)) or (
+        if (ctx.bind_ip and row.ip != stored_ip(ctx.ip)) or (
             ctx.bind_user_agent and row.user_agent != stored_user_agent(ctx.user_agent)
         ):
             raise InvalidRefreshToken

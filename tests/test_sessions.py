@@ -137,6 +137,30 @@ def test_bind_ip(new_app: AppFactory) -> None:
     assert client.post("/auth/refresh-token", json=body, environ_base=home).status_code == 200
 
 
+def test_bind_ip_longer_than_the_column(new_app: AppFactory) -> None:
+    # An IPv6 address with a zone id can pass 45 characters, the column's size:
+    # it is stored cut, and compared cut, so the same client can refresh.
+    app = new_app(COCART_JWT_BIND_IP=True)
+    client = app.test_client()
+    home = {"REMOTE_ADDR": "fe80:0000:0000:0000:0204:61ff:fe9d:f156%enp0s31f6"}
+    assert len(home["REMOTE_ADDR"]) > 45
+    tokens = client.post(
+        "/auth/login", json={"username": "alice", "password": "wonderland"}, environ_base=home
+    ).json
+    body = {"refresh_token": tokens["refresh_token"]}
+    assert client.post("/auth/refresh-token", json=body, environ_base=home).status_code == 200
+    listed = client.get(
+        "/auth/sessions", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    ).json["sessions"]
+    assert listed[0]["ip"] == home["REMOTE_ADDR"][:45]
+    elsewhere = {"REMOTE_ADDR": "fe80:0000:0000:0000:0204:61ff:fe9d:f157%enp0s31f6"}
+    assert_error(
+        client.post("/auth/refresh-token", json=body, environ_base=elsewhere),
+        401,
+        "invalid_refresh_token",
+    )
+
+
 def test_bind_user_agent(new_app: AppFactory) -> None:
     app = new_app(COCART_JWT_BIND_USER_AGENT=True)
     client = app.test_client()
