@@ -171,16 +171,27 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 @functools.cache
-def _method_not_allowed(allowed: str) -> Callable[..., Response]:
-    def method_not_allowed(**_kwargs: object) -> Response:
-        response = jsonify(
-            error="method_not_allowed", message=f"This route only accepts {allowed}."
-        )
-        response.status_code = 405
-        response.headers["Allow"] = f"{allowed}, OPTIONS" + (", HEAD" if allowed == "GET" else "")
+def _other_methods(allowed: str) -> Callable[..., Response]:
+    """The view of every method a token route does not take.
+
+    ``OPTIONS`` answers as Flask's automatic one would, but with the route's
+    own methods in ``Allow`` (Flask's would list this view's too); anything
+    else is the contract's JSON 405.
+    """
+    allow = f"{allowed}, OPTIONS" + (", HEAD" if allowed == "GET" else "")
+
+    def other_methods(**_kwargs: object) -> Response:
+        if request.method == "OPTIONS":
+            response: Response = current_app.response_class()
+        else:
+            response = jsonify(
+                error="method_not_allowed", message=f"This route only accepts {allowed}."
+            )
+            response.status_code = 405
+        response.headers["Allow"] = allow
         return response
 
-    return method_not_allowed
+    return other_methods
 
 
 def _render(error: AuthError) -> Response:
@@ -204,13 +215,13 @@ def create_blueprint() -> Blueprint:
         ("/jwks.json", jwks, "GET"),
     )
     for path, view, method in routes:
-        bp.add_url_rule(path, view_func=view, methods=[method])
+        bp.add_url_rule(path, view_func=view, methods=[method], provide_automatic_options=False)
         # Other methods get the contract's JSON error, not Werkzeug's HTML 405.
         bp.add_url_rule(
             path,
             endpoint=f"{view.__name__}_other_methods",
-            view_func=_method_not_allowed(method),
-            methods=sorted(_METHODS - {method}),
+            view_func=_other_methods(method),
+            methods=sorted(_METHODS - {method} | {"OPTIONS"}),
             provide_automatic_options=False,
         )
     bp.after_request(_no_store)

@@ -188,6 +188,26 @@ def test_wrong_method_is_json_405(
     assert response.headers["Allow"].startswith(allowed)
 
 
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/auth/login", {"POST", "OPTIONS"}),
+        ("/auth/refresh-token", {"POST", "OPTIONS"}),
+        ("/auth/sessions", {"GET", "HEAD", "OPTIONS"}),
+        ("/auth/sessions/abc", {"DELETE", "OPTIONS"}),
+        ("/auth/sessions/a/b", {"DELETE", "OPTIONS"}),
+        ("/auth/jwks.json", {"GET", "HEAD", "OPTIONS"}),
+    ],
+)
+def test_options_lists_the_route_methods(client: FlaskClient, path: str, allow: set[str]) -> None:
+    # A CORS preflight or a client asking what a route takes: 200 with the
+    # route's own methods, not those of the JSON-405 catch-all.
+    response = client.options(path)
+    assert response.status_code == 200
+    assert set(response.headers["Allow"].split(", ")) == allow
+    assert response.get_data() == b""
+
+
 def _assert_no_echo(response: Any, *secrets: str) -> None:
     text = response.get_data(as_text=True)
     assert response.is_json
