@@ -38,8 +38,8 @@ def counter_for(limiter: RateLimiter) -> Counter:
     storage = limiter.storage
     if (
         type(limiter) is MovingWindowRateLimiter
-        and type(storage) is RedisStorage
-        and all(hasattr(storage, name) for name in _SCRIPTS)
+        and type(storage) is RedisStorage  # not Sentinel or Cluster: their own clients
+        and all(hasattr(storage, name) for name in (*_SCRIPTS, "dependency"))
     ):
         return _RedisMovingWindow(storage)
     return _generic(limiter)
@@ -66,12 +66,15 @@ class _RedisMovingWindow:
     both scripts sent by hash (``EVALSHA``) in one non-transactional pipeline.
     A script missing from the server (after ``SCRIPT FLUSH`` or a fail-over)
     is run again through its ``Script`` object, which loads it.
+
+    Like every call of the client library, the pipeline is retried on a
+    connection error or timeout; a hit whose reply was lost that way may be
+    counted twice, as with ``limits``' own ``acquire_entry``.
     """
 
     def __init__(self, storage: RedisStorage) -> None:
-        from redis.exceptions import NoScriptError
-
-        self.missing: type[Exception] = NoScriptError
+        # The client library of this storage: redis, or valkey for valkey:// URIs.
+        self.missing: type[Exception] = storage.dependency.exceptions.NoScriptError
         self.storage = storage
         self.acquire = storage.lua_acquire_moving_window
         self.window = storage.lua_moving_window

@@ -46,6 +46,24 @@ def test_redis_moving_window_is_pipelined(redis_limiter: MovingWindowRateLimiter
     assert isinstance(counter_for(redis_limiter), _RedisMovingWindow)
 
 
+def test_valkey_client_is_pipelined_too() -> None:
+    # valkey:// URIs use the valkey client library, whose NoScriptError is its
+    # own class: a flushed script must still be loaded again, not fail.
+    url = require_server("redis").replace("redis://", "valkey://", 1)
+    limiter = MovingWindowRateLimiter(storage_from_string(url))
+    count, who = counter_for(limiter), subject()
+    assert isinstance(count, _RedisMovingWindow)
+    client: Any = limiter.storage.get_connection()
+    try:
+        client.script_flush()
+        assert count(ITEM, who, True)[1].remaining == 2
+        assert count(ITEM, who, True)[1].remaining == 1
+        assert limiter.get_window_stats(ITEM, *who).remaining == 1
+    finally:
+        client.delete(limiter.storage.prefixed_key(ITEM.key_for(*who)))
+        client.close()
+
+
 def test_other_strategies_and_storages_are_generic() -> None:
     storage = MemoryStorage()
     for strategy in STRATEGIES.values():
