@@ -127,10 +127,11 @@ class Report:
         overheads: dict[str, float] | None = None,
     ) -> None:
         """Record ``results``; ``overheads`` has a case's cost over its baseline."""
+        digits = 0 if unit == "instructions" else 1
         for name, value in results.items():
             over = (overheads or {}).get(name)
-            extra = "" if over is None else f"{over:+,.1f} {unit}"
-            self.cases.append((section, name, f"{value:,.1f} {unit}", extra))
+            extra = "" if over is None else f"{over:+,.{digits}f} {unit}"
+            self.cases.append((section, name, f"{value:,.{digits}f} {unit}", extra))
 
 
 def reachable(url: str) -> bool:
