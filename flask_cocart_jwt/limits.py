@@ -291,21 +291,46 @@ def init_limits(
     """Set up the rate limits of ``app``; called by ``init_app``.
 
     Exempts the token routes from the default and application limits of the
-    given Limiter and of any Limiter already initialised on the app, so that
-    they are not counted twice, and registers the header hook.
+    given Limiter and of every Limiter initialised on the app, before or after
+    ``init_app``, so that they are not counted twice, and registers the header
+    hook.
 
     :returns: ``None`` when ``COCART_JWT_RATELIMIT_ENABLED`` is false.
     """
-    limiters = set(app.extensions.get("limiter", ()))
+    exempt = _ExemptLimiters(app, blueprint)
     if limiter is not None:
-        limiters.add(limiter)
-    for each in limiters:
-        each.exempt(blueprint)
+        exempt.add(limiter)
+    exempt()
+    app.before_request(exempt)
     if not settings.ratelimit_enabled:
         return None
     limits = RateLimits(settings, limiter)
     app.after_request(_inject_headers)
     return limits
+
+
+class _ExemptLimiters:
+    """Exempts the token routes from every Flask-Limiter of an app.
+
+    Called at ``init_app`` and before each request: a Limiter initialised on
+    the app later registers its own check after this hook, so the token
+    routes are exempted from it before it first counts them.
+    """
+
+    def __init__(self, app: Flask, blueprint: Blueprint) -> None:
+        self.extensions = app.extensions
+        self.blueprint = blueprint
+        self.done: set[Any] = set()
+
+    def add(self, limiter: Any) -> None:
+        limiter.exempt(self.blueprint)
+        self.done.add(limiter)
+
+    def __call__(self) -> None:
+        present = self.extensions.get("limiter")
+        if present and not self.done.issuperset(present):
+            for limiter in set(present) - self.done:
+                self.add(limiter)
 
 
 def _limits() -> RateLimits | None:

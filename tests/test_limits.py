@@ -526,6 +526,25 @@ def test_app_limiter_initialised_first_is_exempted(tmp_path: Any) -> None:
     assert auth.client.get("/public").status_code == 429
 
 
+def test_app_limiter_initialised_after_is_exempted(make_app: Callable[..., Flask]) -> None:
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    app = make_app()
+    Limiter(get_remote_address, app=app, default_limits=["1 per minute"], storage_uri="memory://")
+
+    @app.get("/public")
+    def public() -> Any:
+        return jsonify(ok=True)
+
+    auth = AuthActions(app.test_client())
+    token = auth.tokens()["access_token"]
+    assert auth.post("/auth/validate-token", token).status_code == 200
+    assert auth.post("/auth/validate-token", token).status_code == 200
+    assert auth.client.get("/public").status_code == 200
+    assert auth.client.get("/public").status_code == 429
+
+
 @pytest.mark.parametrize("how", ["argument", "config"])
 def test_disabled_user_limiter_disables_ours(make_app: Callable[..., Flask], how: str) -> None:
     from flask_limiter import Limiter
