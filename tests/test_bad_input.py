@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import DOCUMENTED_ERRORS as DOCUMENTED
 from tests.conftest import assert_error
-from tests.test_refresh import close_app
+from tests.support import close_app
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 
 from tests.conftest import AuthActions, assert_error
-from tests.test_refresh import AppFactory, app_factory, live_tokens, table_rows
+from tests.support import AppFactory, app_factory, live_tokens, table_rows
 
 THREADS = 16
 

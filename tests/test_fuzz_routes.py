@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from flask_cocart_jwt.keys import b64url
 from tests.conftest import DOCUMENTED_ERRORS, TOKEN_FIELDS
 from tests.security import pem_private
-from tests.test_refresh import app_factory
+from tests.support import app_factory
 
 # -- what may come back --------------------------------------------------------
 

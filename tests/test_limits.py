@@ -20,6 +20,7 @@ from flask_cocart_jwt import CoCartJWT, ConfigurationError, rate_limit_exceeded
 from flask_cocart_jwt.limits import RateLimits, parse_limit
 from flask_cocart_jwt.state import current_extension
 from tests.conftest import AuthActions, assert_error, require_server
+from tests.support import assert_limited, header_triple, redis_cleanup
 
 START = 1_900_000_000.0
 
@@ -40,18 +41,6 @@ class Limited:
             _, state = current_extension()
         assert state.limits is not None
         return state.limits
-
-
-def redis_cleanup(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"LIMITS:LIMITER/cocart_jwt/{prefix}/*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -89,22 +78,6 @@ def limited(make_app: Callable[..., Flask], storage_uri: str) -> Iterator[Callab
 def clock() -> Iterator[time_machine.Coordinates]:
     with time_machine.travel(START, tick=False) as traveller:
         yield traveller
-
-
-def assert_limited(response: Any, window: int = 60) -> None:
-    assert_error(response, 429, "rate_limited")
-    retry = int(response.headers["Retry-After"])
-    assert 1 <= retry <= window
-    assert response.headers["X-RateLimit-Remaining"] == "0"
-
-
-def header_triple(response: Any) -> tuple[int, int, int]:
-    h = response.headers
-    return (
-        int(h["X-RateLimit-Limit"]),
-        int(h["X-RateLimit-Remaining"]),
-        int(h["X-RateLimit-Reset"]),
-    )
 
 
 # -- defaults -------------------------------------------------------------------

@@ -19,7 +19,7 @@ from flask_cocart_jwt import CoCartJWT
 from flask_cocart_jwt.limits import BACKOFF_MIN, RateLimits
 from flask_cocart_jwt.state import current_extension
 from tests.conftest import AuthActions, assert_error, require_server
-from tests.test_limits import assert_limited, header_triple, redis_cleanup
+from tests.support import assert_limited, header_triple, redis_cleanup
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 

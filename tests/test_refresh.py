@@ -1,78 +1,23 @@
 """Refresh tokens: hashed storage, rotation, re-use detection and lifetimes.
 
 Every test runs on SQLite, PostgreSQL and MariaDB (the ``database_uri``
-fixture). The helpers at the top are shared by the other store test files.
+fixture).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import time_machine
 from flask import Flask
 
 from flask_cocart_jwt import refresh_token_reused
-from flask_cocart_jwt.state import AppState
 from tests.conftest import AuthActions, User, assert_error
-
-AppFactory = Callable[..., Flask]
-
-
-def app_state(app: Flask) -> AppState:
-    """The extension's state for ``app``."""
-    state: AppState = app.extensions["cocart_jwt"]._states[app]
-    return state
-
-
-def close_app(app: Flask) -> None:
-    """Stop the revocation poller and close the pooled connections of ``app``."""
-    state = app_state(app)
-    if state.revocations is not None:
-        state.revocations.close()
-    if state.store._engine is not None:
-        state.store._engine.dispose()
-
-
-@contextmanager
-def app_factory(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
-    """``make_app`` on ``database_uri``, rate limits off, apps closed afterwards."""
-    apps: list[Flask] = []
-
-    def factory(**config: Any) -> Flask:
-        config.setdefault("COCART_JWT_DATABASE_URI", database_uri)
-        config.setdefault("COCART_JWT_RATELIMIT_ENABLED", False)
-        app = make_app(**config)
-        apps.append(app)
-        return app
-
-    try:
-        yield factory
-    finally:
-        for app in apps:
-            close_app(app)
-
-
-def table_rows(app: Flask, name: str) -> list[dict[str, Any]]:
-    """Every row of one token table, as dicts."""
-    state = app_state(app)
-    table = getattr(state.store.tables, name)
-    with state.store.engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(sa.select(table))]
-
-
-def live_tokens(app: Flask, session_id: str) -> list[dict[str, Any]]:
-    """The unconsumed refresh-token rows of a session."""
-    return [
-        row
-        for row in table_rows(app, "refresh_tokens")
-        if row["session_id"] == session_id and row["used_at"] is None
-    ]
+from tests.support import AppFactory, app_factory, close_app, live_tokens, table_rows
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pytest
 
 from flask_cocart_jwt.revocation import RevocationView
 from tests.conftest import AuthActions, assert_error
-from tests.test_refresh import AppFactory, app_factory, app_state
-from tests.test_store_faults import failing
+from tests.support import AppFactory, app_factory, app_state, failing
 
 #: The longest a test waits for another worker's revocation to show up.
 DEADLINE = 3.0

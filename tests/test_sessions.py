@@ -11,7 +11,7 @@ import time_machine
 
 from flask_cocart_jwt import CoCartJWT, SessionInfo, TokenPair, session_revoked
 from tests.conftest import AuthActions, User, assert_error
-from tests.test_refresh import AppFactory, app_factory, table_rows
+from tests.support import AppFactory, app_factory, table_rows
 
 
 @pytest.fixture

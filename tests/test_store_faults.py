@@ -4,43 +4,18 @@ half-written, and the presented token still usable afterwards."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from flask import Flask
-from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
 
 from tests.conftest import AuthActions, assert_error
-from tests.test_refresh import AppFactory, app_factory, app_state, close_app, table_rows
+from tests.support import AppFactory, app_factory, close_app, failing, table_rows
 
 
 @pytest.fixture
 def new_app(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
     with app_factory(make_app, database_uri) as factory:
         yield factory
-
-
-@contextmanager
-def failing(app: Flask, predicate: Callable[[str, Any], bool]) -> Iterator[list[str]]:
-    """Make statements matching ``predicate(sql, params)`` raise ``OperationalError``.
-
-    Yields the statements run, so that a test can tell how far it got.
-    """
-    engine = app_state(app).store.engine
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
-        seen.append(statement)
-        if predicate(statement, params):
-            raise sa_exc.OperationalError(statement, params, Exception("injected failure"))
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 def successor_insert(statement: str, params: Any) -> bool:

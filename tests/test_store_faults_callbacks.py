@@ -35,7 +35,7 @@ from tests.conftest import (
     require_server,
 )
 from tests.integration.proxy import TcpProxy
-from tests.test_refresh import AppFactory, app_factory, live_tokens
+from tests.support import AppFactory, app_factory, live_tokens
 
 
 def closed_port() -> int:

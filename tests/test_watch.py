@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_cocart_jwt import CoCartJWT, session_revoked
 from tests.conftest import AuthActions, assert_error
-from tests.test_refresh import AppFactory, close_app, table_rows
+from tests.support import AppFactory, close_app, table_rows
 
 
 @dataclass
