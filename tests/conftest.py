@@ -1,4 +1,4 @@
-"""Shared fixtures: an app factory, a client, database backends and an auth helper.
+"""Shared fixtures: an app factory, apps, a client, database backends and an auth helper.
 
 Backends that need a server (PostgreSQL, MariaDB, Redis) are reached at the
 URLs below (override with the environment variables). When one is absent its
@@ -190,8 +190,22 @@ def make_app(tmp_path: Any) -> Callable[..., Flask]:
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
-    """A test app on the embedded SQLite default."""
-    return make_app()
+    """A test app on the embedded SQLite default, rate limits off.
+
+    A test that needs the rate limits, or other configuration, builds its app
+    with ``make_app``.
+    """
+    return make_app(COCART_JWT_RATELIMIT_ENABLED=False)
+
+
+@pytest.fixture
+def new_app(make_app: Callable[..., Flask], database_uri: str) -> Iterator[Callable[..., Flask]]:
+    """``new_app(**config)``: apps on each database backend (``database_uri``),
+    rate limits off unless ``config`` says otherwise, closed afterwards."""
+    from tests.support import app_factory  # tests.support imports this module
+
+    with app_factory(make_app, database_uri) as factory:
+        yield factory
 
 
 @pytest.fixture

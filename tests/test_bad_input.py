@@ -18,11 +18,6 @@ from tests.conftest import assert_error
 from tests.support import close_app
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(COCART_JWT_RATELIMIT_ENABLED=False)
-
-
 def post_raw(client: FlaskClient, path: str, data: str | bytes, content_type: str) -> Any:
     return client.post(path, data=data, content_type=content_type)
 

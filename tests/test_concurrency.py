@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from tests.conftest import AuthActions, assert_error
-from tests.support import AppFactory, app_factory, live_tokens, table_rows
+from tests.support import AppFactory, live_tokens, table_rows
 
 THREADS = 16
-
-
-@pytest.fixture
-def new_app(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
-    with app_factory(make_app, database_uri) as factory:
-        yield factory
 
 
 def run_together(app: Flask, calls: list[Callable[[AuthActions], Any]]) -> list[Any]:

@@ -26,8 +26,8 @@ def bearer(token: str, scheme: str = "Bearer") -> dict[str, str]:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    app = make_app()
+def decorated_views(app: Flask) -> None:
+    """Views of ``app`` for the decorator's other forms and the unprotected helpers."""
 
     @app.get("/called")
     @jwt_required()
@@ -54,8 +54,6 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     def open_identity() -> Any:
         return jsonify(identity=get_jwt_identity())
 
-    return app
-
 
 def test_bare_decorator(auth: AuthActions) -> None:
     token = auth.tokens()["access_token"]
@@ -66,6 +64,7 @@ def test_bare_decorator(auth: AuthActions) -> None:
     assert_error(auth.client.get("/me"), 401, "missing_token")
 
 
+@pytest.mark.usefixtures("decorated_views")
 def test_called_decorator(auth: AuthActions) -> None:
     token = auth.tokens("bob")["access_token"]
     assert auth.get("/called", token).json == {"identity": "bob"}
@@ -83,6 +82,7 @@ def test_decorated_view_keeps_its_name_and_doc() -> None:
         assert wrapped.__wrapped__ is view  # type: ignore[attr-defined]
 
 
+@pytest.mark.usefixtures("decorated_views")
 def test_optional_without_token(client: FlaskClient) -> None:
     response = client.get("/optional-claims")
     assert response.status_code == 200
@@ -114,6 +114,7 @@ def test_fresh_rejects_refreshed_token(auth: AuthActions) -> None:
     assert_error(auth.client.post("/fresh"), 401, "missing_token")
 
 
+@pytest.mark.usefixtures("decorated_views")
 def test_options_passes_without_token(client: FlaskClient) -> None:
     response = client.options("/preflight")
     assert response.status_code == 200
@@ -150,6 +151,7 @@ def test_get_jwt_outside_request_raises_helpful_error() -> None:
             helper()
 
 
+@pytest.mark.usefixtures("decorated_views")
 def test_helpers_on_unprotected_view_raise(app: Flask) -> None:
     with app.test_request_context("/open"):
         with pytest.raises(RuntimeError, match="not protected"):
@@ -162,6 +164,7 @@ def test_helpers_on_unprotected_view_raise(app: Flask) -> None:
             _ = current_user.id
 
 
+@pytest.mark.usefixtures("decorated_views")
 def test_claims_do_not_leak_into_a_later_request(app: Flask, auth: AuthActions) -> None:
     token = auth.tokens()["access_token"]
     with app.app_context():  # one app context (and one ``g``) for both requests

@@ -53,11 +53,6 @@ TABLE: list[tuple[type[AuthError], int, str, str | None]] = [
 ]
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(COCART_JWT_RATELIMIT_ENABLED=False)
-
-
 def test_table_covers_every_auth_error() -> None:
     exported = {
         obj

@@ -14,11 +14,6 @@ from flask_cocart_jwt import CoCartJWT, tokens_issued
 from tests.conftest import PASSWORDS, TOKEN_FIELDS, AuthActions, assert_error
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(COCART_JWT_RATELIMIT_ENABLED=False)
-
-
 def assert_token_response(response: Any) -> dict[str, Any]:
     """Assert the exact shape of the token response and return its body."""
     assert response.status_code == 200, response.get_data()[:300]

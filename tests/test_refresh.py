@@ -7,7 +7,6 @@ fixture).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +16,7 @@ from flask import Flask
 
 from flask_cocart_jwt import refresh_token_reused
 from tests.conftest import AuthActions, User, assert_error
-from tests.support import AppFactory, app_factory, close_app, live_tokens, table_rows
-
-
-@pytest.fixture
-def new_app(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
-    with app_factory(make_app, database_uri) as factory:
-        yield factory
+from tests.support import AppFactory, close_app, live_tokens, table_rows
 
 
 def test_rotation_stores_only_hashes(new_app: AppFactory) -> None:

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from flask_cocart_jwt.revocation import RevocationView
 from tests.conftest import AuthActions, assert_error
-from tests.support import AppFactory, app_factory, app_state, failing
+from tests.support import AppFactory, app_state, failing
 
 #: The longest a test waits for another worker's revocation to show up.
 DEADLINE = 3.0
 
 
 @pytest.fixture
-def new_app(
-    make_app: AppFactory, database_uri: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[AppFactory]:
+def fast_revocation_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Revocation views poll every 50 ms, so that a test waits briefly for them."""
     monkeypatch.setattr(RevocationView, "poll_interval", 0.05)
-    with app_factory(make_app, database_uri) as factory:
-        yield factory
 
 
 def wait_for_status(auth: AuthActions, access_token: str, status: int) -> tuple[Any, float]:
@@ -36,6 +32,7 @@ def wait_for_status(auth: AuthActions, access_token: str, status: int) -> tuple[
         time.sleep(0.02)  # a background thread is polling: wait for it, briefly
 
 
+@pytest.mark.usefixtures("fast_revocation_polling")
 def test_revocation_from_another_worker(new_app: AppFactory) -> None:
     worker_a, worker_b = new_app(), new_app()
     a, b = AuthActions(worker_a.test_client()), AuthActions(worker_b.test_client())
@@ -51,6 +48,7 @@ def test_revocation_from_another_worker(new_app: AppFactory) -> None:
     assert b.get("/me", other["access_token"]).status_code == 200
 
 
+@pytest.mark.usefixtures("fast_revocation_polling")
 def test_revocation_before_the_worker_started(new_app: AppFactory) -> None:
     worker_a = new_app()
     a = AuthActions(worker_a.test_client())
@@ -61,6 +59,7 @@ def test_revocation_before_the_worker_started(new_app: AppFactory) -> None:
     assert_error(b.get("/me", tokens["access_token"]), 401, "session_revoked")
 
 
+@pytest.mark.usefixtures("fast_revocation_polling")
 def test_reuse_seen_by_another_worker(new_app: AppFactory) -> None:
     worker_a, worker_b = new_app(COCART_JWT_REFRESH_REUSE_INTERVAL=0), new_app()
     a, b = AuthActions(worker_a.test_client()), AuthActions(worker_b.test_client())
@@ -72,6 +71,7 @@ def test_reuse_seen_by_another_worker(new_app: AppFactory) -> None:
     assert_error(response, 401, "session_revoked")
 
 
+@pytest.mark.usefixtures("fast_revocation_polling")
 def test_check_disabled(new_app: AppFactory) -> None:
     app = new_app(COCART_JWT_REVOCATION_CHECK=False)
     assert app_state(app).revocations is None
@@ -83,6 +83,7 @@ def test_check_disabled(new_app: AppFactory) -> None:
     assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
 
 
+@pytest.mark.usefixtures("fast_revocation_polling")
 def test_stale_view_refuses(new_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     app = new_app()
     auth = AuthActions(app.test_client())

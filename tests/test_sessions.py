@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 import time_machine
 
 from flask_cocart_jwt import CoCartJWT, SessionInfo, TokenPair, session_revoked
 from tests.conftest import AuthActions, User, assert_error
-from tests.support import AppFactory, app_factory, table_rows
-
-
-@pytest.fixture
-def new_app(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
-    with app_factory(make_app, database_uri) as factory:
-        yield factory
+from tests.support import AppFactory, table_rows
 
 
 def test_list_sessions(new_app: AppFactory) -> None:

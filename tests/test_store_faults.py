@@ -3,19 +3,13 @@ half-written, and the presented token still usable afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import AuthActions, assert_error
-from tests.support import AppFactory, app_factory, close_app, failing, table_rows
-
-
-@pytest.fixture
-def new_app(make_app: AppFactory, database_uri: str) -> Iterator[AppFactory]:
-    with app_factory(make_app, database_uri) as factory:
-        yield factory
+from tests.support import AppFactory, close_app, failing, table_rows
 
 
 def successor_insert(statement: str, params: Any) -> bool:

@@ -18,11 +18,6 @@ NOW = 1_800_000_000
 INVALID = 'Bearer error="invalid_token"'
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(COCART_JWT_RATELIMIT_ENABLED=False)
-
-
 def test_valid_token(auth: AuthActions) -> None:
     with time_machine.travel(NOW, tick=False):
         tokens = auth.tokens()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +11,7 @@ from flask_cocart_jwt.config import load_settings
 from flask_cocart_jwt.exceptions import InvalidToken, TokenExpired
 from flask_cocart_jwt.tokens import decode_access_token
 from tests.conftest import SECRET, AuthActions
-from tests.security import NO_LIMITS, TOKEN_ERRORS, b64, sender, unb64
+from tests.security import TOKEN_ERRORS, b64, sender, unb64
 
 FUZZ = settings(
     max_examples=150,
@@ -23,11 +21,6 @@ FUZZ = settings(
 PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 DECODER_SETTINGS = load_settings({"COCART_JWT_SECRET_KEY": SECRET}, "instance")
 TOKENISH = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ")
-
-
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**NO_LIMITS)
 
 
 @pytest.fixture
