@@ -84,7 +84,7 @@ def main() -> None:
                 medians[check].append(statistics.median(per_request_us(app, args.requests)))
         on, off = statistics.median(medians[True]), statistics.median(medians[False])
         # The check alone, without the noise of a whole request.
-        view = apps[True].extensions["cocart_jwt"]._states[apps[True]].revocations
+        view = apps[True].extensions["cocart_jwt"].get_service(apps[True]).revocations
         lookup = min(timeit.repeat(lambda: view.is_revoked("no-such-session"), number=100_000))
     print(f"requests per round: {args.requests}, rounds: {args.rounds}")
     print(f"revocation check on : {on:8.1f} us per request (median of round medians)")

@@ -276,9 +276,7 @@ class RefreshChain:
 
     def close(self) -> None:
         """Stop the revocation poller and release the connections."""
-        state = self.ext._states[self.app]
-        if state.revocations is not None:
-            state.revocations.close()
+        self.ext.get_service(self.app).close()
 
 
 class Floor:

@@ -31,8 +31,7 @@ from typing import Any
 from flask import jsonify
 
 from benchmarks import protected
-from flask_cocart_jwt import context, tokens
-from flask_cocart_jwt.state import current_extension
+from flask_cocart_jwt import context, tokens, transport
 
 CASE = "CoCart-JWT, revocation check off"
 
@@ -65,13 +64,12 @@ def main() -> None:
         return jsonify(ok=True)
 
     with app.test_request_context("/data", headers=headers):
-        _, state = current_extension()
-        settings = state.settings
+        settings = app.extensions["cocart_jwt"].get_service(app).settings
         key = settings.keyring.known_headers[header_b64]
         now = time.time()
         steps: dict[str, Callable[[], Any]] = {
             "read the header (access_token_from_request)": lambda: (
-                context.access_token_from_request(state)
+                transport.access_token_from_request(settings)
             ),
             "shape check (regex)": lambda: tokens._TOKEN_SHAPE.fullmatch(token),
             "HMAC-SHA256 and compare (verify_encoded)": lambda: key.verify_encoded(

@@ -31,7 +31,7 @@ from .exceptions import (
     UserNotFound,
 )
 from .extension import CoCartJWT
-from .records import SessionInfo, TokenPair
+from .results import SessionInfo, TokenPair
 from .signals import (
     rate_limit_exceeded,
     refresh_token_reused,

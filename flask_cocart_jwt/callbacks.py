@@ -2,7 +2,10 @@
 
 Like Flask's ``errorhandler`` / ``register_error_handler``: the decorator
 stores the function and returns it unchanged; the ``register_*`` method does
-the same for code that does not use decorators.
+the same for code that does not use decorators. Like Flask-Login's
+``user_callback``, what is registered can be read through a read-only
+``*_callback`` property; the per-app services read it there, at the time of
+each call, so a callback registered after ``init_app`` is used too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ def default_error_response(error: AuthError) -> Response:
 
 
 class Callbacks:
-    """The callback registry of :class:`~flask_cocart_jwt.CoCartJWT`."""
+    """The callback registry of :class:`~flask_cocart_jwt.CoCartJWT`.
+
+    .. versionchanged:: 0.2
+        The ``*_callback`` properties.
+    """
 
     def __init__(self) -> None:
         self._credentials_checker: Callable[[str, str], Any] | None = None
@@ -111,3 +118,35 @@ class Callbacks:
     def register_error_response_loader(self, f: Callable[[AuthError], Response]) -> None:
         """Plain-method twin of :meth:`error_response_loader`."""
         self._error_response_loader = f
+
+    # -- what is registered (read-only) -----------------------------------
+
+    @property
+    def credentials_checker_callback(self) -> Callable[[str, str], Any] | None:
+        """The registered ``credentials_checker``, or ``None``."""
+        return self._credentials_checker
+
+    @property
+    def user_identity_loader_callback(self) -> Callable[[Any], str]:
+        """The registered ``user_identity_loader`` (or the default)."""
+        return self._user_identity_loader
+
+    @property
+    def user_loader_callback(self) -> Callable[[str], Any] | None:
+        """The registered ``user_loader``, or ``None``."""
+        return self._user_loader
+
+    @property
+    def additional_claims_loader_callback(self) -> Callable[[Any], dict[str, Any]] | None:
+        """The registered ``additional_claims_loader``, or ``None``."""
+        return self._additional_claims_loader
+
+    @property
+    def login_response_loader_callback(self) -> Callable[[Any], dict[str, Any]] | None:
+        """The registered ``login_response_loader``, or ``None``."""
+        return self._login_response_loader
+
+    @property
+    def error_response_loader_callback(self) -> Callable[[AuthError], Response]:
+        """The registered ``error_response_loader`` (or the default)."""
+        return self._error_response_loader

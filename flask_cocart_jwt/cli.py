@@ -34,16 +34,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import current_app, has_app_context
 from flask.cli import AppGroup, ScriptInfo
 
-from .context import verify_access_token
-from .database import database_errors_as_503
-from .exceptions import AuthError, CoCartJWTError
+from .exceptions import AuthError, CoCartJWTError, UserNotFound
 from .keys import EC_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, SUPPORTED_ALGORITHMS
-from .state import AppState, current_extension
+from .service import Service, service_of
+from .store import Client
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-
-    from .extension import CoCartJWT
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,9 +75,10 @@ def _friendly_errors(f: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _extension() -> tuple[CoCartJWT, AppState]:
+def _service() -> Service:
+    """The service of the current app; a clean error if the extension is not on it."""
     try:
-        return current_extension()
+        return service_of(current_app._get_current_object())  # type: ignore[attr-defined]
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -222,17 +220,17 @@ def issue_command(identity: str, fresh: bool) -> None:
         raise click.BadParameter(
             f"must be 1 to {_MAX_IDENTITY_CHARS} characters.", param_hint="'IDENTITY'"
         )
-    ext, _ = _extension()
+    service = _service()
     user: Any = _CommandLineUser(identity)
-    if ext._user_loader is not None:
-        with database_errors_as_503():
-            user = ext._user_loader(identity)
-        if user is None:
+    if service.callbacks.user_loader_callback is not None:
+        try:
+            user = service.load_user(identity)
+        except UserNotFound:
             raise click.ClickException(
                 f"user_not_found: the user loader found no user {identity!r}."
-            )
+            ) from None
     try:
-        issued_as = ext._identity(user)
+        issued_as = service.identity_of(user)
     except Exception as exc:
         raise click.ClickException(f"the user identity loader failed: {exc!r}") from None
     if issued_as != identity:
@@ -240,7 +238,7 @@ def issue_command(identity: str, fresh: bool) -> None:
             f"the user identity loader maps this user to {issued_as!r}, not {identity!r}."
         )
     try:
-        pair = ext.issue_tokens(user, fresh=fresh)
+        pair = service.issue(user, fresh=fresh, client=Client())
     except CoCartJWTError:
         raise
     except Exception as exc:
@@ -286,9 +284,9 @@ def decode_command(token: str, no_verify: bool) -> None:
     The checks are those of a protected view: signature with the configured
     keys, type, times, issuer, audience and revocation.
     """
-    _, state = _extension()
+    service = _service()
     token = token.strip()
-    if len(token) > state.settings.max_token_bytes:
+    if len(token) > service.settings.max_token_bytes:
         raise click.ClickException(
             "invalid_token: the token is longer than COCART_JWT_MAX_TOKEN_BYTES."
         )
@@ -302,7 +300,7 @@ def decode_command(token: str, no_verify: bool) -> None:
         )
         header, claims = _unverified(token)
     else:
-        claims = verify_access_token(token, state)
+        claims = service.verify(token)
         header, _ = _unverified(token)
     click.echo(_dumps({"header": header, "claims": claims}))
 
@@ -317,8 +315,7 @@ def decode_command(token: str, no_verify: bool) -> None:
 @_friendly_errors
 def sessions_command(identity: str, page: int, per_page: int) -> None:
     """List the live sessions of IDENTITY, newest first (times in UTC)."""
-    ext, _ = _extension()
-    sessions = ext.list_sessions(identity)
+    sessions = _service().list_sessions(identity)
     if not sessions:
         click.echo(f"No live sessions for {identity!r}.")
         return
@@ -355,16 +352,16 @@ def revoke_command(session_id: str | None, identity: str | None, yes: bool) -> N
     """
     if (session_id is None) == (identity is None):
         raise click.UsageError("Pass exactly one of --session ID or --user IDENTITY.")
-    ext, _ = _extension()
+    service = _service()
     if session_id is not None:
         if not yes:
             click.confirm(f"Revoke session {session_id!r}?", abort=True, err=True)
-        if not ext.revoke_session(session_id, "cli"):
+        if not service.revoke_session(session_id, "cli"):
             raise click.ClickException(f"No live session with id {session_id!r}.")
         click.echo(f"Revoked session {session_id!r}.")
         return
     assert identity is not None
-    live = len(ext.list_sessions(identity))
+    live = len(service.list_sessions(identity))
     if not live:
         click.echo(f"No live sessions for {identity!r}; nothing to revoke.")
         return
@@ -372,7 +369,7 @@ def revoke_command(session_id: str | None, identity: str | None, yes: bool) -> N
         click.confirm(
             f"Revoke {_count(live, 'live session')} of {identity!r}?", abort=True, err=True
         )
-    count = ext.revoke_user(identity, "cli")
+    count = service.revoke_user(identity, "cli")
     click.echo(f"Revoked {_count(count, 'session')} of {identity!r}.")
 
 
@@ -391,14 +388,13 @@ def purge_command(batch_size: int) -> None:
     Consumed refresh tokens (tombstones) go with their session; those of live
     sessions are kept so that a replay is still detected. Run it from cron.
     """
-    _, state = _extension()
-    now = int(time.time())
-    expected = state.store.count_expired(now=now)
+    service = _service()
+    expected = service.store.count_expired(now=int(time.time()))
     purged = 0
     with click.progressbar(
         length=expected, label="Purging expired sessions", file=sys.stderr
     ) as bar:
-        for deleted in state.store.iter_purge_expired(now=now, batch_size=batch_size):
+        for deleted in service.purge_expired_batches(batch_size=batch_size):
             purged += deleted
             bar.update(deleted)
     click.echo(f"Purged {_count(purged, 'expired session')}.")

@@ -11,7 +11,11 @@ reset time, so every hit is followed by a read of its window. Through the
   that ``limits`` registers for that strategy, sent in one pipeline, so a hit
   costs one round trip. The keys, scripts and arithmetic are those of
   ``limits`` itself, so counts stay shared with the generic path, with other
-  processes and with Flask-Limiter on the same storage.
+  processes and with Flask-Limiter on the same storage. This reads
+  attributes of ``limits``' Redis storage that are not its public API, so it
+  is used only with the ``limits`` versions it was written and tested
+  against (:data:`FAST_PATH_LIMITS_VERSIONS`); any other version counts
+  through the public API, with two round trips.
 
 .. versionadded:: 0.1
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from limits import RateLimitItem
@@ -32,12 +37,27 @@ Counter = Callable[[RateLimitItem, tuple[str, ...], bool], tuple[bool, WindowSta
 
 _SCRIPTS = ("lua_acquire_moving_window", "lua_moving_window")
 
+#: The major versions of ``limits`` whose Redis storage the one-round-trip path
+#: was written and tested against (its scripts, ``prefixed_key``, ``dependency``).
+FAST_PATH_LIMITS_VERSIONS = (5,)
+
+
+def _limits_major() -> int | None:
+    try:
+        return int(version("limits").split(".")[0])
+    except (PackageNotFoundError, ValueError):  # pragma: no cover - odd installs
+        return None
+
+
+_LIMITS_MAJOR = _limits_major()
+
 
 def counter_for(limiter: RateLimiter) -> Counter:
     """The fastest exact way to hit ``limiter``'s limits and read their windows."""
     storage = limiter.storage
     if (
-        type(limiter) is MovingWindowRateLimiter
+        _LIMITS_MAJOR in FAST_PATH_LIMITS_VERSIONS
+        and type(limiter) is MovingWindowRateLimiter
         and type(storage) is RedisStorage  # not Sentinel or Cluster: their own clients
         and all(hasattr(storage, name) for name in (*_SCRIPTS, "dependency"))
     ):

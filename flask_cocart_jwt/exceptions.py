@@ -104,10 +104,24 @@ class InvalidToken(AuthError):
 
 
 class TokenExpired(AuthError):
-    """The access token is past its ``exp``."""
+    """The access token is past its ``exp``.
+
+    :param expired_at: the token's ``exp``, Unix seconds.
+    """
 
     error = "token_expired"
     default_message = "The access token has expired."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        expired_at: float | None = None,
+    ):
+        super().__init__(message, retry_after=retry_after)
+        #: The token's ``exp`` (Unix seconds), when known.
+        self.expired_at = expired_at
 
 
 class SessionRevoked(AuthError):
@@ -146,10 +160,24 @@ class RefreshTokenExpired(AuthError):
 
 
 class RefreshTokenReused(AuthError):
-    """A consumed refresh token was replayed; its session is now revoked."""
+    """A consumed refresh token was replayed; its session is now revoked.
+
+    :param session_id: the session that was revoked.
+    """
 
     error = "refresh_token_reused"
     default_message = "The refresh token was already used; the session has been revoked."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        session_id: str | None = None,
+    ):
+        super().__init__(message, retry_after=retry_after)
+        #: The id of the revoked session, when known.
+        self.session_id = session_id
 
 
 class RateLimited(AuthError):
@@ -158,14 +186,24 @@ class RateLimited(AuthError):
     :param retry_after: seconds until the limit resets. Pass the real value;
         the default of a minute only makes sure ``Retry-After`` is never
         missing from a 429.
+    :param scope: the limit that was exceeded, e.g. ``"login_per_ip"``
+        (``None`` for a 429 of the app's own Flask-Limiter).
     """
 
     status_code = 429
     error = "rate_limited"
     default_message = "Too many requests. Try again later."
 
-    def __init__(self, message: str | None = None, *, retry_after: int | None = 60):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = 60,
+        scope: str | None = None,
+    ):
         super().__init__(message, retry_after=retry_after)
+        #: The limit that was exceeded (e.g. ``"refresh_per_ip"``), when known.
+        self.scope = scope
 
 
 class ServiceUnavailable(AuthError):
@@ -177,3 +215,36 @@ class ServiceUnavailable(AuthError):
 
     def __init__(self, message: str | None = None, *, retry_after: int | None = 5):
         super().__init__(message, retry_after=retry_after)
+
+
+class NotFound(AuthError):
+    """No such route under the URL prefix, or no such session of the user."""
+
+    status_code = 404
+    error = "not_found"
+    default_message = "Not found."
+    token_sent = False
+
+
+class MethodNotAllowed(AuthError):
+    """A token route was called with a method it does not take.
+
+    :param allow: the methods the route takes, sent as ``Allow``.
+    """
+
+    status_code = 405
+    error = "method_not_allowed"
+    default_message = "This route does not accept this method."
+    token_sent = False
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int | None = None, allow: str = ""
+    ):
+        super().__init__(message, retry_after=retry_after)
+        #: The value of the ``Allow`` header: the route's own methods.
+        self.allow = allow
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Allow`` with the route's own methods."""
+        return {**super().headers, "Allow": self.allow}

@@ -19,14 +19,14 @@ case-folded, so ``Alice`` and ``alice`` share one failure count.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from flask import Flask, Response, current_app, g, request
+from flask import Response, current_app
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -36,12 +36,10 @@ from . import signals
 from .config import DEFAULTS, LIMIT_KEYS, PREFIX, Settings
 from .counting import Counter, counter_for
 from .exceptions import ConfigurationError, RateLimited, ServiceUnavailable
-from .state import current_extension
+from .limit_headers import add_headers
+from .request_state import Usage, request_state
 
-if TYPE_CHECKING:
-    from flask import Blueprint
-
-    from .state import AppState
+logger = logging.getLogger(__name__)
 
 #: First element of every key, so that our counters never meet the app's own.
 KEY_NAMESPACE = "cocart_jwt"
@@ -51,7 +49,6 @@ STORAGE_TIMEOUT = 0.5
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 30.0
 
-_G_KEY = "_cocart_jwt_limits"
 _LIMIT_PREFIX = PREFIX + "LIMIT_"
 #: scope -> (config key, default), e.g. "refresh_per_ip" -> COCART_JWT_LIMIT_REFRESH_PER_IP.
 _SCOPES = {k[len(_LIMIT_PREFIX) :].lower(): (k, DEFAULTS[k]) for k in LIMIT_KEYS}
@@ -74,22 +71,6 @@ def parse_limit(value: str) -> tuple[RateLimitItem, ...]:
         ) from exc
 
 
-@dataclass(slots=True)
-class Usage:
-    """How much of one limit the current request left."""
-
-    policy: str
-    amount: int
-    window: int
-    remaining: int
-    reset: float
-    breached: bool
-
-    def retry_after(self, now: float) -> int:
-        """Whole seconds until the limit lets a request through again."""
-        return max(1, math.ceil(self.reset - now))
-
-
 class RateLimits:
     """The rate limiter of one app: storage, strategy and failure handling.
 
@@ -102,6 +83,8 @@ class RateLimits:
 
     def __init__(self, settings: Settings, limiter: Any = None) -> None:
         self.namespace = settings.url_prefix or "/"
+        #: Limit strings found unparsable at request time, logged once each.
+        self._invalid: set[str] = set()
         self.on_storage_error = settings.ratelimit_on_storage_error
         self.draft_headers = settings.ratelimit_draft_headers
         self._derive = settings.keyring.derive
@@ -134,7 +117,10 @@ class RateLimits:
         if self._primary is None:
             with self._lock:
                 if self._primary is None:
-                    storage = getattr(self._limiter, "_storage", None)
+                    try:
+                        storage = self._limiter.storage
+                    except AssertionError:  # Flask-Limiter's check of init_app
+                        storage = None
                     if storage is None:
                         raise RuntimeError(
                             "The Limiter given to CoCartJWT has no storage. "
@@ -211,11 +197,14 @@ class RateLimits:
         value = current_app.config.get(key, default)
         if not value:
             return
+        items = self._items(key, value)
+        if not items:
+            return
         limiter = self.strategy()
         if limiter is None:
             return
         try:
-            breached = self._count(limiter, value, scope, subject, consume)
+            breached = self._count(limiter, items, scope, subject, consume)
         except Exception as exc:  # the storage failed; nothing else runs in _count
             if limiter is self._fallback:
                 raise
@@ -223,7 +212,7 @@ class RateLimits:
             degraded = self.degraded()
             breached = None
             if degraded is not None:
-                breached = self._count(degraded, value, scope, subject, consume)
+                breached = self._count(degraded, items, scope, subject, consume)
         else:
             if self._failures and limiter is self._primary:
                 self._failures = 0
@@ -235,22 +224,39 @@ class RateLimits:
                 limit=value,
                 scope=scope,
             )
-            raise RateLimited(retry_after=breached.retry_after(time.time()))
+            raise RateLimited(retry_after=breached.retry_after(time.time()), scope=scope)
+
+    def _items(self, key: str, value: str) -> tuple[RateLimitItem, ...]:
+        """The limits of ``value``; none (the limit is skipped) if it cannot be parsed.
+
+        The strings are checked at ``init_app``; one changed on the running
+        app to something unparsable is a configuration error, logged once,
+        and not a reason to refuse (or fail) every request.
+        """
+        try:
+            return parse_limit(value)
+        except ConfigurationError as exc:
+            if value not in self._invalid:
+                self._invalid.add(value)
+                logger.error("%s is skipped: %s", key, exc)
+            return ()
 
     def _count(
         self,
         limiter: RateLimiter,
-        value: str,
+        items: tuple[RateLimitItem, ...],
         scope: str,
         subject: str,
         consume: bool,
     ) -> Usage | None:
-        usages = _request_usages(create=True)
+        state = request_state(create=True)
+        assert state is not None
+        usages = state.usages
         identifiers = (KEY_NAMESPACE, self.namespace, scope, subject)
         count = self._counters.get(limiter)
         if count is None:
             count = self._counters.setdefault(limiter, counter_for(limiter))
-        for index, item in enumerate(parse_limit(value)):
+        for index, item in enumerate(items):
             allowed, stats = count(item, identifiers, consume)
             policy = scope if index == 0 else f"{scope}_{index}"
             usage = Usage(
@@ -266,6 +272,37 @@ class RateLimits:
                 return usage
         return None
 
+    # -- the token routes' limits --------------------------------------------
+
+    def limit_ip(self, route: str, ip: str | None) -> None:
+        """Hit the per-IP limit of ``route`` (``"login"``, ``"refresh"``...)."""
+        self.apply(route + "_per_ip", ip or "unknown")
+
+    def limit_token(self, route: str, token: str) -> None:
+        """Hit the per-token limit of ``route`` for ``token`` (keyed hash)."""
+        scope = route + "_per_token"
+        # Check the limit is set before hashing: the protected-view limit is opt-in.
+        if self.configured(scope):
+            self.apply(scope, self.key("ratelimit", token))
+
+    def check_login_username(self, username: str) -> None:
+        """Refuse a login for ``username`` while its failed attempts are at the limit."""
+        self.apply("login_failures_per_username", self._username_key(username), consume=False)
+
+    def record_login_failure(self, username: str) -> None:
+        """Count a failed login for ``username``."""
+        # A concurrent failure may breach the limit here: this attempt has
+        # failed already, and the next one is refused.
+        with contextlib.suppress(RateLimited):
+            self.apply("login_failures_per_username", self._username_key(username))
+
+    def _username_key(self, username: str) -> str:
+        return self.key("ratelimit-username", username.strip().casefold())
+
+    def add_headers(self, response: Response) -> Response:
+        """The ``after_request`` hook: headers of the limits the request hit."""
+        return add_headers(response, draft=self.draft_headers)
+
 
 def _own_storage(uri: str) -> Storage:
     scheme = uri.partition("://")[0]
@@ -280,158 +317,3 @@ def _own_storage(uri: str) -> Storage:
             "Use 'memory://' or 'redis://host:port/db' (pip install redis)."
         ) from exc
     return storage
-
-
-# -- wiring -----------------------------------------------------------------
-
-
-def init_limits(
-    app: Flask, settings: Settings, limiter: Any, blueprint: Blueprint
-) -> RateLimits | None:
-    """Set up the rate limits of ``app``; called by ``init_app``.
-
-    Exempts the token routes from the default and application limits of the
-    given Limiter and of every Limiter initialised on the app, before or after
-    ``init_app``, so that they are not counted twice, and registers the header
-    hook.
-
-    :returns: ``None`` when ``COCART_JWT_RATELIMIT_ENABLED`` is false.
-    """
-    exempt = _ExemptLimiters(app, blueprint)
-    if limiter is not None:
-        exempt.add(limiter)
-    exempt()
-    app.before_request(exempt)
-    if not settings.ratelimit_enabled:
-        return None
-    limits = RateLimits(settings, limiter)
-    app.after_request(_inject_headers)
-    return limits
-
-
-class _ExemptLimiters:
-    """Exempts the token routes from every Flask-Limiter of an app.
-
-    Called at ``init_app`` and before each request: a Limiter initialised on
-    the app later registers its own check after this hook, so the token
-    routes are exempted from it before it first counts them.
-    """
-
-    def __init__(self, app: Flask, blueprint: Blueprint) -> None:
-        self.extensions = app.extensions
-        self.blueprint = blueprint
-        self.done: set[Any] = set()
-
-    def add(self, limiter: Any) -> None:
-        limiter.exempt(self.blueprint)
-        self.done.add(limiter)
-
-    def __call__(self) -> None:
-        present = self.extensions.get("limiter")
-        if present and not self.done.issuperset(present):
-            for limiter in set(present) - self.done:
-                self.add(limiter)
-
-
-def _limits() -> RateLimits | None:
-    _, state = current_extension()
-    limits: RateLimits | None = state.limits
-    return limits
-
-
-def limit_ip(route: str) -> None:
-    """Hit the per-IP limit of ``route`` (``"login"``, ``"refresh"``...)."""
-    limits = _limits()
-    if limits is not None:
-        limits.apply(route + "_per_ip", request.remote_addr or "unknown")
-
-
-def limit_token(route: str, token: str, state: AppState | None = None) -> None:
-    """Hit the per-token limit of ``route`` for ``token`` (hashed)."""
-    limits = _limits() if state is None else state.limits
-    scope = route + "_per_token"
-    # Check the limit is set before hashing: the protected-view limit is opt-in.
-    if limits is not None and limits.configured(scope):
-        limits.apply(scope, limits.key("ratelimit", token))
-
-
-def limit_bearer(route: str, state: AppState | None = None) -> None:
-    """Hit the per-IP limit of ``route``, then the per-token one of its Bearer token."""
-    from .context import access_token_from_request
-
-    if state is None:
-        _, state = current_extension()
-    limits: RateLimits | None = state.limits
-    if limits is None:
-        return
-    limits.apply(route + "_per_ip", request.remote_addr or "unknown")
-    token = access_token_from_request(state)
-    if token is not None:
-        limits.apply(route + "_per_token", limits.key("ratelimit", token))
-
-
-def _username_key(limits: RateLimits, username: str) -> str:
-    return limits.key("ratelimit-username", username.strip().casefold())
-
-
-def check_login_username(username: str) -> None:
-    """Refuse a login for ``username`` while its failed attempts are at the limit."""
-    limits = _limits()
-    if limits is not None:
-        limits.apply("login_failures_per_username", _username_key(limits, username), consume=False)
-
-
-def record_login_failure(username: str) -> None:
-    """Count a failed login for ``username``."""
-    limits = _limits()
-    if limits is not None:
-        # A concurrent failure may breach the limit here: this attempt has
-        # failed already, and the next one is refused.
-        with contextlib.suppress(RateLimited):
-            limits.apply("login_failures_per_username", _username_key(limits, username))
-
-
-def _request_usages(*, create: bool = False) -> dict[str, Usage]:
-    """The usages recorded for the current request.
-
-    Kept with the request object: ``g`` lives as long as the app context,
-    which a test may keep around several requests.
-    """
-    current = request._get_current_object()  # type: ignore[attr-defined]
-    held: tuple[object, dict[str, Usage]] | None = g.get(_G_KEY)
-    if held is not None and held[0] is current:
-        return held[1]
-    usages: dict[str, Usage] = {}
-    if create:
-        setattr(g, _G_KEY, (current, usages))
-    return usages
-
-
-def _restrictiveness(usage: Usage) -> tuple[bool, int, float]:
-    """Sort key: a breached limit first, then the fewest remaining, then the latest reset."""
-    return (not usage.breached, usage.remaining, -usage.reset)
-
-
-def _inject_headers(response: Response) -> Response:
-    usages = _request_usages()
-    if not usages:
-        return response
-    g.pop(_G_KEY, None)
-    now = time.time()
-    top = min(usages.values(), key=_restrictiveness)
-    headers = response.headers
-    headers["X-RateLimit-Limit"] = str(top.amount)
-    headers["X-RateLimit-Remaining"] = str(top.remaining)
-    headers["X-RateLimit-Reset"] = str(math.ceil(top.reset))
-    if top.breached and response.status_code == 429 and "Retry-After" not in headers:
-        headers["Retry-After"] = str(top.retry_after(now))
-    limits = _limits()
-    if limits is not None and limits.draft_headers:
-        ordered = sorted(usages.values(), key=_restrictiveness)
-        headers["RateLimit-Policy"] = ", ".join(
-            f'"{u.policy}";q={u.amount};w={u.window}' for u in ordered
-        )
-        headers["RateLimit"] = (
-            f'"{top.policy}";r={top.remaining};t={max(0, math.ceil(top.reset - now))}'
-        )
-    return response

@@ -1,8 +1,9 @@
 """Refresh tokens as values: their form, their stored hash, their shape check.
 
 A refresh token is ``rt_`` followed by 256 random bits in base64url. Only its
-SHA-256 is stored; successors are derived by the extension (an HMAC of the
-parent) so that a retry inside the reuse interval gets the same one.
+SHA-256 is stored; successors are derived by :mod:`flask_cocart_jwt.rotation`
+(an HMAC of the parent) so that a retry inside the reuse interval gets the
+same one.
 """
 
 from __future__ import annotations
@@ -31,24 +32,6 @@ def hash_refresh_token(token: str) -> str:
 def new_refresh_token() -> str:
     """A new random refresh token (256 bits)."""
     return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def stored_user_agent(user_agent: str | None) -> str | None:
-    """The ``User-Agent`` as kept with a session.
-
-    NUL bytes are dropped (PostgreSQL refuses them in text) and the rest is cut
-    to the column's 255 characters.
-    """
-    return (user_agent or "").replace("\x00", "")[:255] or None
-
-
-def stored_ip(ip: str | None) -> str | None:
-    """The client address as kept with a session: cut to the column's 45 characters.
-
-    45 is the longest textual IPv6 address; a longer value (an IPv6 zone id, or
-    whatever a proxy middleware put in ``REMOTE_ADDR``) is compared cut too.
-    """
-    return (ip or "")[:45] or None
 
 
 def looks_like_refresh_token(token: object) -> bool:

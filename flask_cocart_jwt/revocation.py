@@ -20,15 +20,27 @@ its first protected request loads the view synchronously.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
 
 from .exceptions import ServiceUnavailable
+from .forks import PerProcess
 from .store import Store
 
 logger = logging.getLogger(__name__)
+
+
+class _Known:
+    """What one process knows: the revoked sessions, and when it last synced."""
+
+    __slots__ = ("lock", "revoked", "stop", "synced_at")
+
+    def __init__(self) -> None:
+        self.revoked: dict[str, int] = {}
+        self.synced_at = 0.0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
 
 
 class RevocationView:
@@ -45,33 +57,35 @@ class RevocationView:
     max_staleness: float = 10.0
 
     def __init__(self, store: Store, relevance: int) -> None:
-        _views.add(self)
         self._store = store
         self._relevance = relevance
-        self._revoked: dict[str, int] = {}
-        self._synced_at = 0.0
-        self._pid = 0
-        self._lock = threading.Lock()
-        self._merge_lock = threading.Lock()
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # First use in each process (a forked worker included): load
+        # synchronously, then keep fresh in the background.
+        self._process = PerProcess(self._start, _stop_inherited)
 
     def is_revoked(self, session_id: str) -> bool:
         """Whether ``session_id`` is revoked, as far as this process knows.
 
         :raises ServiceUnavailable: the view could not be loaded, or is stale.
         """
-        if self._pid != os.getpid():
-            self._start()
-        if time.monotonic() - self._synced_at > self.max_staleness:
-            self._sync_or_fail()
-        return session_id in self._revoked
+        known = self._process.value or self._process.get()
+        if time.monotonic() - known.synced_at > self.max_staleness:
+            self._sync_or_fail(known)
+        return session_id in known.revoked
 
     def add(self, session_ids: list[str], revoked_at: int) -> None:
-        """Record revocations made by this process, effective at once."""
-        with self._merge_lock:
+        """Record revocations made by this process, effective at once.
+
+        Before the view's first use in this process there is nothing to
+        update: the first load reads these revocations from the database.
+        """
+        known = self._process.value
+        if known is None:
+            return
+        with known.lock:
             for session_id in session_ids:
-                self._revoked[session_id] = revoked_at
+                known.revoked[session_id] = revoked_at
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the background thread and wait for it (at most ``timeout`` seconds).
@@ -79,7 +93,9 @@ class RevocationView:
         Waiting lets a poll that is running finish and return its connection,
         so that the store's engine can then be disposed cleanly.
         """
-        self._stop.set()
+        known = self._process.value
+        if known is not None:
+            known.stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -92,61 +108,48 @@ class RevocationView:
         the clock of whichever host wrote the newest row, and one host with a
         fast clock would hide every other host's revocations.
         """
+        self._sync(self._process.get())
+
+    def _sync(self, known: _Known) -> None:
         horizon = int(time.time()) - self._relevance
         rows = self._store.revoked_since(horizon)
-        with self._merge_lock:
-            revoked = {sid: at for sid, at in self._revoked.items() if at >= horizon}
+        with known.lock:
+            revoked = {sid: at for sid, at in known.revoked.items() if at >= horizon}
             revoked.update(rows)
-            self._revoked = revoked
-        self._synced_at = time.monotonic()
+            known.revoked = revoked
+        known.synced_at = time.monotonic()
 
-    def _sync_or_fail(self) -> None:
+    def _sync_or_fail(self, known: _Known) -> None:
         try:
-            self.sync()
+            self._sync(known)
         except ServiceUnavailable:
             raise
         except Exception as exc:  # pragma: no cover - defensive
             raise ServiceUnavailable from exc
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            # First use in this process (or after a fork): load synchronously,
-            # then keep fresh in the background.
-            self._revoked, self._synced_at = {}, 0.0
-            self._sync_or_fail()
-            self._stop = threading.Event()
-            thread = threading.Thread(
-                target=_poll,
-                args=(weakref.ref(self), self._stop, self.poll_interval),
-                name="cocart-jwt-revocations",
-                daemon=True,
-            )
-            thread.start()
-            self._thread = thread
-            self._pid = os.getpid()
+    def _start(self) -> _Known:
+        known = _Known()
+        self._sync_or_fail(known)
+        thread = threading.Thread(
+            target=_poll,
+            args=(weakref.ref(self), known, self.poll_interval),
+            name="cocart-jwt-revocations",
+            daemon=True,
+        )
+        thread.start()
+        self._thread = thread
+        return known
 
 
-_views: weakref.WeakSet[RevocationView] = weakref.WeakSet()
+def _stop_inherited(known: _Known) -> None:
+    # The parent's poller thread does not exist in a forked child; nothing
+    # else of the parent's view is kept.
+    known.stop.set()
 
 
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time stays held forever in the
-    # child: give every view new locks, and make it load afresh.
-    for view in list(_views):
-        view._lock = threading.Lock()
-        view._merge_lock = threading.Lock()
-        view._pid = 0
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _poll(ref: weakref.ref[RevocationView], stop: threading.Event, interval: float) -> None:
+def _poll(ref: weakref.ref[RevocationView], known: _Known, interval: float) -> None:
     """Refresh a view until it is stopped or garbage-collected."""
-    while not stop.wait(interval):
+    while not known.stop.wait(interval):
         view = ref()
         if view is None:
             return

@@ -1,11 +1,14 @@
-"""The session and refresh-token store: the only module that touches the database.
+"""The session and refresh-token store: persistence, and all of the SQL.
+
+The only module that runs queries on the token tables. It decides nothing
+about tokens: what a refresh may do is :mod:`flask_cocart_jwt.rotation`'s
+call, and this module offers it the statements it needs, each atomic on
+SQLite, PostgreSQL and MariaDB alike.
 
 Every write is one short transaction on a connection of its own, so that the
-extension never commits (or rolls back) the user's ``db.session``. Rotation
-consumes the presented token with a conditional ``UPDATE ... WHERE used_at IS
-NULL`` in the same transaction that inserts its successor: whatever the number
-of concurrent uses, exactly one sees ``rowcount == 1``, on SQLite, PostgreSQL
-and MariaDB alike.
+extension never commits (or rolls back) the user's ``db.session``. Consuming a
+refresh token is a conditional ``UPDATE ... WHERE used_at IS NULL``: whatever
+the number of concurrent uses, exactly one sees ``rowcount == 1``.
 
 Connection failures become :class:`~flask_cocart_jwt.exceptions.ServiceUnavailable`
 (503) through :func:`~flask_cocart_jwt.database.database_errors_as_503`.
@@ -13,54 +16,108 @@ Connection failures become :class:`~flask_cocart_jwt.exceptions.ServiceUnavailab
 
 from __future__ import annotations
 
-import os
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
-
-from .database import database_errors_as_503
-from .exceptions import InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused
-from .models import Tables
-from .queries import RotationStatements, live, newest_first, revoke
-from .records import SessionInfo
-from .refresh_tokens import (
-    hash_refresh_token,
-    new_refresh_token,
-    stored_ip,
-    stored_user_agent,
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Rotation:
-    """The outcome of a successful refresh."""
-
-    identity: str
-    session_id: str
-    refresh_token: str
-    refresh_expires_at: int
-    #: ``False`` when a retry inside the reuse interval got the same successor.
-    rotated: bool
-    #: The session's absolute expiry: no token of it may outlive it.
-    session_expires_at: int
+from .database import database_errors_as_503
+from .forks import PerProcess
+from .models import Tables
+from .refresh_tokens import hash_refresh_token, new_refresh_token
+from .results import SessionInfo
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshContext:
-    """What the store needs to know about a refresh request."""
+class Client:
+    """The client of a request, as kept with its session: address and user agent."""
 
-    now: int
-    idle_seconds: int
-    reuse_interval: int
     ip: str | None = None
     user_agent: str | None = None
-    bind_ip: bool = False
-    bind_user_agent: bool = False
+
+    @property
+    def stored_ip(self) -> str | None:
+        """The address as kept with a session: cut to the column's 45 characters.
+
+        45 is the longest textual IPv6 address; a longer value (an IPv6 zone
+        id, or whatever a proxy middleware put in ``REMOTE_ADDR``) is compared
+        cut too.
+        """
+        return (self.ip or "")[:45] or None
+
+    @property
+    def stored_user_agent(self) -> str | None:
+        """The ``User-Agent`` as kept with a session.
+
+        NUL bytes are dropped (PostgreSQL refuses them in text) and the rest
+        is cut to the column's 255 characters.
+        """
+        return (self.user_agent or "").replace("\x00", "")[:255] or None
+
+
+class _Statements:
+    """The statements of a refresh, built once per store with bound parameters.
+
+    Building a statement costs more than running it on SQLite: built once,
+    SQLAlchemy also reuses its cache key and compiled form.
+    """
+
+    def __init__(self, tables: Tables) -> None:
+        s, t = tables.sessions, tables.refresh_tokens
+        self.token_row = (
+            select(
+                t.c.id,
+                t.c.session_id,
+                t.c.expires_at,
+                t.c.used_at,
+                s.c.identity,
+                s.c.expires_at.label("session_expires_at"),
+                s.c.revoked_at,
+                s.c.ip,
+                s.c.user_agent,
+            )
+            .join(s, s.c.id == t.c.session_id)
+            .where(t.c.token_hash == bindparam("b_hash"))
+        )
+        self.consume = (
+            update(t)
+            .where(t.c.id == bindparam("b_id"), t.c.used_at.is_(None))
+            .values(used_at=bindparam("b_now"))
+        )
+        self.touch = (
+            update(s)
+            .where(s.c.id == bindparam("b_session"), s.c.revoked_at.is_(None))
+            .values(last_used_at=bindparam("b_now"))
+        )
+        self.insert = insert(t)
+
+
+def _live(s: Any, identity: str, now: int) -> Any:
+    return and_(s.c.identity == identity, s.c.revoked_at.is_(None), s.c.expires_at > now)
+
+
+def _newest_first(s: Any, t: Any) -> tuple[Any, ...]:
+    """Sessions newest first; within one second, by the autoincrement id of
+    their first refresh token (the order of creation), never by random id."""
+    first_token = select(func.min(t.c.id)).where(t.c.session_id == s.c.id).scalar_subquery()
+    return (s.c.created_at.desc(), first_token.desc())
+
+
+def _revoke(s: Any, now: int, reason: str) -> Any:
+    return update(s).values(revoked_at=now, revoked_reason=reason[:64])
 
 
 class Store:
@@ -68,7 +125,8 @@ class Store:
 
     :param tables: the token tables.
     :param engine_getter: returns the engine to use; called once per process.
-    :param create_tables: create the tables on first use (the embedded default).
+    :param embedded: the tables live in the extension's own database (not in
+        the user's ``db``); they are then created on first use.
     """
 
     def __init__(
@@ -76,35 +134,35 @@ class Store:
         tables: Tables,
         engine_getter: Callable[[], Engine],
         *,
-        create_tables: bool = False,
+        embedded: bool = False,
     ) -> None:
         self.tables = tables
+        #: Whether the tables live in the extension's own database.
+        self.embedded = embedded
         self._engine_getter = engine_getter
-        self._create_tables = create_tables
-        self._engine: Engine | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
-        self._rotation = RotationStatements(tables)
+        # A forked worker must not reuse its parent's connections.
+        self._engine = PerProcess(self._connect, lambda e: e.dispose(close=False))
+        self._statements = _Statements(tables)
 
     # -- connections ---------------------------------------------------
 
+    def _connect(self) -> Engine:
+        engine = self._engine_getter()
+        if self.embedded:
+            with database_errors_as_503():
+                self.tables.sessions.metadata.create_all(engine)
+        return engine
+
     @property
     def engine(self) -> Engine:
-        """The engine, created (and the tables with it) on first use."""
-        engine = self._engine
-        if engine is not None and self._pid == os.getpid():
-            return engine
-        with self._lock:
-            if self._engine is None or self._pid != os.getpid():
-                if self._engine is not None:
-                    # A forked worker must not reuse its parent's connections.
-                    self._engine.dispose(close=False)
-                engine = self._engine_getter()
-                if self._create_tables:
-                    with database_errors_as_503():
-                        self.tables.sessions.metadata.create_all(engine)
-                self._engine, self._pid = engine, os.getpid()
-            return self._engine
+        """The engine of this process, created (and the tables with it) on first use."""
+        return self._engine.value or self._engine.get()
+
+    def close(self) -> None:
+        """Close the connections of this process's engine (it reconnects on next use)."""
+        engine = self._engine.value
+        if engine is not None:
+            engine.dispose()
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -127,8 +185,7 @@ class Store:
         now: int,
         max_age: int,
         idle_seconds: int,
-        ip: str | None,
-        user_agent: str | None,
+        client: Client,
         max_sessions: int | None = None,
     ) -> tuple[str, str, int, list[str]]:
         """Open a session with its first refresh token.
@@ -150,8 +207,8 @@ class Store:
                     created_at=now,
                     last_used_at=now,
                     expires_at=expires_at,
-                    ip=stored_ip(ip),
-                    user_agent=stored_user_agent(user_agent),
+                    ip=client.stored_ip,
+                    user_agent=client.stored_user_agent,
                 )
             )
             conn.execute(
@@ -165,150 +222,82 @@ class Store:
             if max_sessions is not None:
                 rows = conn.execute(
                     select(s.c.id)
-                    .where(live(s, identity, now))
-                    .order_by(*newest_first(s, t))
+                    .where(_live(s, identity, now))
+                    .order_by(*_newest_first(s, t))
                     .offset(max_sessions)
                 ).all()
                 evicted = [r.id for r in rows if r.id != session_id]
                 if evicted:
-                    conn.execute(revoke(s, now, "max_sessions").where(s.c.id.in_(evicted)))
+                    conn.execute(_revoke(s, now, "max_sessions").where(s.c.id.in_(evicted)))
         return session_id, token, token_expires, evicted
 
-    def rotate(
+    # -- refresh tokens ----------------------------------------------------
+
+    def token_row(self, token_hash: str, conn: Connection | None = None) -> Any:
+        """The row of a refresh token joined with its session, or ``None``.
+
+        Its columns: ``id``, ``session_id``, ``expires_at``, ``used_at``,
+        ``identity``, ``session_expires_at``, ``revoked_at``, ``ip``,
+        ``user_agent``.
+
+        :param conn: read in this connection's transaction; else on a
+            connection of its own.
+        """
+        query, params = self._statements.token_row, {"b_hash": token_hash}
+        if conn is not None:
+            return conn.execute(query, params).first()
+        with self.read() as own:
+            return own.execute(query, params).first()
+
+    def consume(
         self,
-        token: str,
-        successor: str,
-        ctx: RefreshContext,
-        on_reuse: Callable[[str, str], None],
-        check_identity: Callable[[str], None] | None = None,
-    ) -> Rotation:
-        """Consume ``token`` and issue ``successor`` in its session.
+        conn: Connection,
+        row: Any,
+        successor_hash: str,
+        *,
+        now: int,
+        expires_at: int,
+    ) -> bool | None:
+        """Mark ``row``'s token used and insert its successor, in ``conn``'s transaction.
 
-        :param successor: the successor token, derived from ``token`` by the
-            caller so that a retry inside the reuse interval gets it again.
-        :param on_reuse: called with ``(session_id, identity)`` after a replay
-            revoked a session.
-        :param check_identity: called with the identity before anything is
-            consumed; raise to refuse the refresh (e.g. the user is gone).
-        :raises InvalidRefreshToken: unknown token, revoked session, binding
-            mismatch.
-        :raises RefreshTokenExpired: the token or its session is past expiry.
-        :raises RefreshTokenReused: a consumed token was replayed; the session
-            is now revoked.
+        :returns: ``True`` when done; ``False`` when another request consumed
+            the token first (nothing was written); ``None`` when the session
+            was revoked meanwhile (the caller must roll back: revoke wins).
         """
-        # The common case, read and rotate, is one transaction on one connection.
-        with self.begin() as conn:
-            row = self._token_row(token, conn)
-            if row.used_at is None:
-                self._check_usable(row, ctx)
-                if check_identity is not None:
-                    check_identity(row.identity)
-                rotation = self._consume(row, successor, ctx, conn)
-                if rotation is not None:
-                    return rotation
-        if row.used_at is None:
-            row = self._token_row(token)  # lost a race: now consumed
-        if row.session_expires_at <= ctx.now:
-            raise RefreshTokenExpired  # a dead session is not worth revoking
-        retry = self._retry(row, successor, ctx)
-        if retry is None:
-            if not self.revoke_session(row.session_id, "refresh_token_reused", now=ctx.now):
-                raise InvalidRefreshToken  # revoked meanwhile (e.g. a logout): revoke wins
-            on_reuse(row.session_id, row.identity)
-            raise RefreshTokenReused
-        if check_identity is not None:
-            check_identity(row.identity)
-        return retry
-
-    def _token_row(self, token: str, conn: Connection | None = None) -> Any:
-        query, params = self._rotation.token_row, {"b_hash": hash_refresh_token(token)}
-        if conn is None:
-            with self.read() as own:
-                row = own.execute(query, params).first()
-        else:
-            row = conn.execute(query, params).first()
-        if row is None or row.revoked_at is not None:
-            raise InvalidRefreshToken
-        return row
-
-    @staticmethod
-    def _check_usable(row: Any, ctx: RefreshContext) -> None:
-        if row.expires_at <= ctx.now or row.session_expires_at <= ctx.now:
-            raise RefreshTokenExpired
-        Store._check_binding(row, ctx)
-
-    @staticmethod
-    def _check_binding(row: Any, ctx: RefreshContext) -> None:
-        if (ctx.bind_ip and row.ip != stored_ip(ctx.ip)) or (
-            ctx.bind_user_agent and row.user_agent != stored_user_agent(ctx.user_agent)
-        ):
-            raise InvalidRefreshToken
-
-    def _consume(
-        self, row: Any, successor: str, ctx: RefreshContext, conn: Connection
-    ) -> Rotation | None:
-        """Consume ``row`` and insert ``successor`` in ``conn``'s transaction.
-
-        :returns: ``None`` when another request consumed it first (nothing
-            was written).
-        """
-        statements = self._rotation
-        expires_at = min(ctx.now + ctx.idle_seconds, row.session_expires_at)
-        consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": ctx.now})
+        statements = self._statements
+        consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": now})
         if consumed.rowcount != 1:
-            return None
-        touched = conn.execute(statements.touch, {"b_session": row.session_id, "b_now": ctx.now})
+            return False
+        touched = conn.execute(statements.touch, {"b_session": row.session_id, "b_now": now})
         if touched.rowcount != 1:
-            raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
+            return None
         conn.execute(
             statements.insert,
             {
-                "token_hash": hash_refresh_token(successor),
+                "token_hash": successor_hash,
                 "session_id": row.session_id,
                 "parent_id": row.id,
-                "created_at": ctx.now,
+                "created_at": now,
                 "expires_at": expires_at,
             },
         )
-        return Rotation(
-            row.identity,
-            row.session_id,
-            successor,
-            expires_at,
-            rotated=True,
-            session_expires_at=row.session_expires_at,
-        )
+        return True
 
-    def _retry(self, row: Any, successor: str, ctx: RefreshContext) -> Rotation | None:
-        """The same successor again, for a retry of its direct parent inside
-        the reuse interval while the successor is still unused; else ``None``."""
-        if ctx.reuse_interval <= 0 or ctx.now - row.used_at > ctx.reuse_interval:
-            return None
+    def child_of(self, parent_id: int, token_hash: str) -> Any:
+        """The token ``token_hash`` if it is the successor of ``parent_id`` in a
+        live (unrevoked) session: a row with ``used_at`` and ``expires_at``, or
+        ``None``."""
         s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
-            child = conn.execute(
+            return conn.execute(
                 select(t.c.used_at, t.c.expires_at)
                 .join(s, s.c.id == t.c.session_id)
                 .where(
-                    t.c.token_hash == hash_refresh_token(successor),
-                    t.c.parent_id == row.id,
-                    # Revoked since the token was read: revoke wins.
+                    t.c.token_hash == token_hash,
+                    t.c.parent_id == parent_id,
                     s.c.revoked_at.is_(None),
                 )
             ).first()
-        if child is None or child.used_at is not None or child.expires_at <= ctx.now:
-            return None
-        # A retry answers to the same bindings as a first use: a replay from
-        # another client must not pick up the successor.
-        self._check_binding(row, ctx)
-        return Rotation(
-            row.identity,
-            row.session_id,
-            successor,
-            child.expires_at,
-            rotated=False,
-            session_expires_at=row.session_expires_at,
-        )
 
     def revoke_session(
         self, session_id: str, reason: str, *, now: int, identity: str | None = None
@@ -318,7 +307,7 @@ class Store:
         :returns: whether a live session was revoked.
         """
         s = self.tables.sessions
-        query = revoke(s, now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
+        query = _revoke(s, now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
         if identity is not None:
             query = query.where(s.c.identity == identity)
         with self.begin() as conn:
@@ -343,7 +332,7 @@ class Store:
             )
         ]
         if ids:
-            conn.execute(revoke(s, now, reason).where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
+            conn.execute(_revoke(s, now, reason).where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
         return ids
 
     def session_of_refresh_token(self, token: str) -> tuple[str, str] | None:
@@ -362,7 +351,7 @@ class Store:
         s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
             rows = conn.execute(
-                select(s).where(live(s, identity, now)).order_by(*newest_first(s, t))
+                select(s).where(_live(s, identity, now)).order_by(*_newest_first(s, t))
             ).all()
         return [
             SessionInfo(r.id, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent)

@@ -206,7 +206,7 @@ def decode_access_token(token: str, settings: Settings, now: float) -> dict[str,
         raise InvalidToken
     # Last, so that "token_expired" means "valid but for its age": refresh it.
     if exp <= now - leeway:
-        raise TokenExpired
+        raise TokenExpired(expired_at=exp)
     return claims
 
 

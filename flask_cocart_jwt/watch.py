@@ -16,30 +16,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, object_session
 
-from .state import current_extension
+from .service import Service
 
 #: ``Session.info`` key of the notifications waiting for the session's commit.
 _PENDING = "cocart_jwt_pending_revocations"
 
-if TYPE_CHECKING:
-    from .extension import CoCartJWT
-
 
 def watch_model(
-    ext: CoCartJWT,
+    current_service: Callable[[], Service],
     model: type[Any],
     identity_attr: str,
     revoke_on: tuple[str, ...],
     revoke_on_delete: bool,
 ) -> None:
-    """Listen to ``model``'s updates and deletes; see ``CoCartJWT.watch_user_model``."""
+    """Listen to ``model``'s updates and deletes; see ``CoCartJWT.watch_user_model``.
+
+    :param current_service: returns the service of the current app, at the
+        time of each change.
+    """
     mapper = inspect(model)
     missing = [name for name in (identity_attr, *revoke_on) if name not in mapper.attrs]
     if missing:
@@ -49,17 +50,18 @@ def watch_model(
         )
 
     def revoke(connection: Connection, target: Any, reason: str) -> None:
-        _, state = current_extension()
+        service = current_service()
+        store = service.store
         # When the identity column itself changed, the sessions belong to the
         # old value: revoke both.
         history = inspect(target).attrs[identity_attr].history
         identities = {str(v) for v in (*history.deleted, getattr(target, identity_attr))}
         now = int(time.time())
-        same_db = ext.db is not None and connection.engine.url == state.store.engine.url
+        same_db = not store.embedded and connection.engine.url == store.engine.url
         ids = [
             sid
             for identity in sorted(identities)
-            for sid in state.store.revoke_user(
+            for sid in store.revoke_user(
                 identity, reason, now=now, conn=connection if same_db else None
             )
         ]
@@ -67,13 +69,13 @@ def watch_model(
             return
         session = object_session(target) if same_db else None
         if session is None:
-            ext._revoked(state, ids, reason, now)
+            service.notify_revoked(ids, reason, now)
             return
         app = current_app._get_current_object()  # type: ignore[attr-defined]
 
         def notify() -> None:
             with app.app_context():
-                ext._revoked(state, ids, reason, now)
+                service.notify_revoked(ids, reason, now)
 
         session.info.setdefault(_PENDING, []).append(notify)
 

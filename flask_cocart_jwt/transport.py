@@ -1,5 +1,7 @@
-"""Strict reading of request bodies for the token routes.
+"""How tokens and credentials travel: reading them from requests.
 
+The access token comes from the configured header (``Authorization: Bearer``);
+refresh tokens and login credentials from strictly read request bodies.
 Werkzeug's ``get_json`` lets a deeply nested body escape as a
 ``RecursionError`` (a 500); everything here ends in
 :class:`~flask_cocart_jwt.exceptions.InvalidRequest` instead.
@@ -13,13 +15,36 @@ from typing import Any
 from flask import request
 from werkzeug.datastructures import Authorization
 
+from .config import Settings
 from .exceptions import InvalidRequest
+from .store import Client
 
 #: The largest request body the token routes read.
 MAX_BODY_BYTES = 16 * 1024
 #: The longest username and password accepted.
 MAX_USERNAME_CHARS = 255
 MAX_PASSWORD_CHARS = 1024
+
+
+def access_token_from_request(settings: Settings) -> str | None:
+    """The access token of the current request, or ``None`` if none was sent.
+
+    A header with another scheme (e.g. ``Basic``) or a ``Bearer`` header with
+    nothing after it counts as no token.
+    """
+    value = request.environ.get(settings.header_environ_key)
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != settings.header_type.lower():
+        return None
+    token = token.strip()
+    return token or None
+
+
+def request_client() -> Client:
+    """The client of the current request (``remote_addr``, ``User-Agent``)."""
+    return Client(request.remote_addr, request.user_agent.string)
 
 
 def json_body(*, required: bool = True) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""What the extension learns about the current request, kept under ``g._cocart_jwt``.
+
+One record per request: the verified access token and its user (read by
+``get_jwt`` and ``current_user``) and the rate limits the request hit (read
+by the header hook). It is tied to the request object it describes: ``g``
+belongs to the app context, which can outlive one request (a test that pushes
+``app.app_context()`` around several requests), and a later request must
+never see an earlier one's claims.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from flask import g, request
+
+#: The attribute of ``g`` that holds the record.
+G_KEY = "_cocart_jwt"
+
+
+@dataclass(slots=True)
+class Usage:
+    """How much of one rate limit the current request left."""
+
+    policy: str
+    amount: int
+    window: int
+    remaining: int
+    reset: float
+    breached: bool
+
+    def retry_after(self, now: float) -> int:
+        """Whole seconds until the limit lets a request through again."""
+        return max(1, math.ceil(self.reset - now))
+
+
+class RequestState:
+    """The extension's record of one request."""
+
+    __slots__ = ("claims", "request", "usages", "user", "verified")
+
+    def __init__(self, current: object) -> None:
+        #: The request this record describes.
+        self.request = current
+        #: Whether ``verify_jwt_in_request`` ran for this request.
+        self.verified = False
+        #: The verified claims; ``None`` when an optional view got no token.
+        self.claims: dict[str, Any] | None = None
+        #: What ``user_loader`` returned for the token, if one is set.
+        self.user: Any = None
+        #: The rate limits hit by the request, by policy name.
+        self.usages: dict[str, Usage] = {}
+
+
+def request_state(*, create: bool = False) -> RequestState | None:
+    """The record of the current request; with ``create``, made if missing."""
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    state: RequestState | None = g.get(G_KEY)
+    if state is not None and state.request is current:
+        return state
+    if not create:
+        return None
+    state = RequestState(current)
+    setattr(g, G_KEY, state)
+    return state

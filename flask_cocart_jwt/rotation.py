@@ -1,0 +1,203 @@
+"""Refresh-token rotation: the one place that decides what a refresh may do.
+
+A refresh **consumes** the presented token and issues its **successor** in
+the same session (the token family), in one transaction (see
+:meth:`~flask_cocart_jwt.store.Store.consume`): of any number of concurrent
+uses, exactly one rotates. Then, for a token that was already consumed:
+
+* **retry**: inside ``COCART_JWT_REFRESH_REUSE_INTERVAL``, a retry of the
+  *direct parent* whose successor is still unused gets the same successor
+  again. The successor is derived from its parent (an HMAC with a key of the
+  app's keyring), so it can be given again although only its hash is stored:
+  a lost response or a second tab does not log the user out, and a session
+  never forks into two live refresh tokens;
+* **replay**: anything else revokes the whole session (the **family
+  revocation**), which also ends its access tokens through the revocation
+  check, and raises :class:`~flask_cocart_jwt.exceptions.RefreshTokenReused`.
+
+The user's ``user_loader`` is never called inside the rotating transaction:
+a slow loader must not hold a connection or row locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from .config import Settings
+from .exceptions import InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused
+from .keys import b64url
+from .refresh_tokens import REFRESH_TOKEN_PREFIX, hash_refresh_token
+from .store import Client, Store
+
+#: ``load_user(identity) -> user``; raises to refuse the refresh.
+UserLoader = Callable[[str], Any]
+#: ``on_reuse(session_id, identity)``, called after a replay revoked a session.
+ReuseHandler = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """The outcome of a successful refresh."""
+
+    identity: str
+    session_id: str
+    refresh_token: str
+    refresh_expires_at: int
+    #: ``False`` when a retry inside the reuse interval got the same successor.
+    rotated: bool
+    #: The session's absolute expiry: no token of it may outlive it.
+    session_expires_at: int
+    #: What the user loader returned, or the identity without one.
+    user: Any = None
+
+
+def successor_of(token: str, settings: Settings) -> str:
+    """The successor of refresh token ``token``: the same for every retry."""
+    derived = settings.keyring.derive("refresh-successor", token.encode())
+    return REFRESH_TOKEN_PREFIX + b64url(derived)
+
+
+def rotate(
+    store: Store,
+    token: str,
+    *,
+    settings: Settings,
+    client: Client,
+    now: int,
+    load_user: UserLoader | None,
+    on_reuse: ReuseHandler,
+) -> Rotation:
+    """Consume ``token`` and issue its successor, or answer a retry or a replay.
+
+    :param load_user: called with the identity before anything is consumed
+        (outside the transaction); raise to refuse the refresh.
+    :param on_reuse: called after a replay revoked the session.
+    :raises InvalidRefreshToken: unknown token, revoked session, binding
+        mismatch.
+    :raises RefreshTokenExpired: the token or its session is past expiry.
+    :raises RefreshTokenReused: a consumed token was replayed; the session
+        is now revoked.
+    """
+    return _Refresh(store, token, settings, client, now).run(load_user, on_reuse)
+
+
+class _Refresh:
+    """One refresh request, from the token row to its outcome."""
+
+    def __init__(
+        self, store: Store, token: str, settings: Settings, client: Client, now: int
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.client = client
+        self.now = now
+        self.token_hash = hash_refresh_token(token)
+        self.successor = successor_of(token, settings)
+
+    def run(self, load_user: UserLoader | None, on_reuse: ReuseHandler) -> Rotation:
+        store = self.store
+        if load_user is None:
+            # The common case, read and rotate, is one transaction on one connection.
+            with store.begin() as conn:
+                row = self.row(conn)
+                if row.used_at is None:
+                    self.check_usable(row)
+                    rotation = self.consume(conn, row, row.identity)
+                    if rotation is not None:
+                        return rotation
+        else:
+            row = self.row()
+            if row.used_at is None:
+                self.check_usable(row)
+                user = load_user(row.identity)
+                with store.begin() as conn:
+                    rotation = self.consume(conn, row, user)
+                if rotation is not None:
+                    return rotation
+        if row.used_at is None:
+            row = self.row()  # lost a race: now consumed
+        if row.session_expires_at <= self.now:
+            raise RefreshTokenExpired  # a dead session is not worth revoking
+        retry = self.retry(row)
+        if retry is None:
+            self.revoke_family(row, on_reuse)
+        user = row.identity if load_user is None else load_user(row.identity)
+        return Rotation(
+            row.identity,
+            row.session_id,
+            self.successor,
+            retry,
+            rotated=False,
+            session_expires_at=row.session_expires_at,
+            user=user,
+        )
+
+    def row(self, conn: Any = None) -> Any:
+        """The presented token's row; unknown or revoked tokens are invalid."""
+        row = self.store.token_row(self.token_hash, conn)
+        if row is None or row.revoked_at is not None:
+            raise InvalidRefreshToken
+        return row
+
+    def check_usable(self, row: Any) -> None:
+        """Refuse an expired token, or one used from another client when bound."""
+        if row.expires_at <= self.now or row.session_expires_at <= self.now:
+            raise RefreshTokenExpired
+        self.check_binding(row)
+
+    def check_binding(self, row: Any) -> None:
+        """``COCART_JWT_BIND_IP`` / ``_BIND_USER_AGENT``: the session's own client only."""
+        settings, client = self.settings, self.client
+        if (settings.bind_ip and row.ip != client.stored_ip) or (
+            settings.bind_user_agent and row.user_agent != client.stored_user_agent
+        ):
+            raise InvalidRefreshToken
+
+    def consume(self, conn: Any, row: Any, user: Any) -> Rotation | None:
+        """Rotate ``row``'s token; ``None`` if another request consumed it first."""
+        expires_at = min(self.now + self.settings.refresh_token_expires, row.session_expires_at)
+        done = self.store.consume(
+            conn,
+            row,
+            hash_refresh_token(self.successor),
+            now=self.now,
+            expires_at=expires_at,
+        )
+        if done is None:
+            raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
+        if not done:
+            return None
+        return Rotation(
+            row.identity,
+            row.session_id,
+            self.successor,
+            expires_at,
+            rotated=True,
+            session_expires_at=row.session_expires_at,
+            user=user,
+        )
+
+    def retry(self, row: Any) -> int | None:
+        """The successor's expiry, for a retry of its direct parent inside the
+        reuse interval while the successor is still unused; else ``None``."""
+        interval = self.settings.refresh_reuse_interval
+        if interval <= 0 or self.now - row.used_at > interval:
+            return None
+        # Revoked since the token was read: the store finds no child; revoke wins.
+        child = self.store.child_of(row.id, hash_refresh_token(self.successor))
+        if child is None or child.used_at is not None or child.expires_at <= self.now:
+            return None
+        # A retry answers to the same bindings as a first use: a replay from
+        # another client must not pick up the successor.
+        self.check_binding(row)
+        return int(child.expires_at)
+
+    def revoke_family(self, row: Any, on_reuse: ReuseHandler) -> NoReturn:
+        """A replay: revoke the whole session and say so."""
+        revoked = self.store.revoke_session(row.session_id, "refresh_token_reused", now=self.now)
+        if not revoked:
+            raise InvalidRefreshToken  # revoked meanwhile (e.g. a logout): revoke wins
+        on_reuse(row.session_id, row.identity)
+        raise RefreshTokenReused(session_id=row.session_id)
