@@ -63,6 +63,21 @@ def test_defaults(tmp_path: Any) -> None:
     assert SECRET not in repr(settings)
 
 
+def test_settings_repr_hides_uris(tmp_path: Any) -> None:
+    settings = load_settings(
+        {
+            "COCART_JWT_SECRET_KEY": SECRET,
+            "COCART_JWT_DATABASE_URI": "postgresql://user:db-password@host/db",
+            "COCART_JWT_RATELIMIT_STORAGE_URI": "redis://:redis-password@host:6379/0",
+        },
+        str(tmp_path),
+    )
+    text = repr(settings)
+    assert "db-password" not in text
+    assert "redis-password" not in text
+    assert SECRET not in text
+
+
 def test_missing_secret(make_app: MakeApp) -> None:
     with pytest.raises(ConfigurationError, match="COCART_JWT_SECRET_KEY is required"):
         make_app(COCART_JWT_SECRET_KEY=None)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from flask import Flask, abort
+from flask import Flask, abort, request
 from flask.testing import FlaskClient
 
 import flask_cocart_jwt
@@ -152,6 +152,25 @@ def test_abort_in_credentials_checker_is_json(make_app: Callable[..., Flask]) ->
 
     response = app.test_client().post("/auth/login", json={"username": "a", "password": "b"})
     assert_error(response, 400, "invalid_request")
+
+
+def test_an_apps_own_429_stays_a_429(make_app: Callable[..., Flask]) -> None:
+    # e.g. a limit of the app's own, in its before_request, on the token routes
+    app = make_app(COCART_JWT_RATELIMIT_ENABLED=False)
+    seen: list[str] = []
+
+    @app.before_request
+    def own_limit() -> None:
+        if request.blueprint == "cocart_jwt":
+            seen.append(request.path)
+            if len(seen) > 1:
+                abort(429)
+
+    client = app.test_client()
+    client.post("/auth/login", json={"username": "alice", "password": "wonderland"})
+    response = client.post("/auth/login", json={"username": "alice", "password": "wonderland"})
+    assert_error(response, 429, "rate_limited")
+    assert "Retry-After" in response.headers
 
 
 def test_unknown_session_is_json_404(auth: AuthActions) -> None:

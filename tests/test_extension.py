@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_cocart_jwt import AuthError, CoCartJWT, ConfigurationError
 from tests.conftest import PASSWORDS, SECRET, AuthActions, User, assert_error
+from tests.support import NO_LIMITS
 
 OTHER_SECRET = "another-secret-abcdefghijklmnopqrstuvwxyz-0123"
 
@@ -124,6 +127,22 @@ def test_flask_sqlalchemy_db(tmp_path: Path) -> None:
     assert count == 1
     assert auth.refresh(tokens["refresh_token"]).status_code == 200
     assert not (Path(app.instance_path) / "cocart_jwt.sqlite3").exists()
+
+
+def test_apps_with_a_db_are_garbage_collected(tmp_path: Any) -> None:
+    db = SQLAlchemy()
+    ext = CoCartJWT(db=db)
+    app = Flask("collected", instance_path=str(tmp_path))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'gc.db'}",
+        COCART_JWT_SECRET_KEY=SECRET,
+    )
+    db.init_app(app)
+    ext.init_app(app)
+    ref = weakref.ref(app)
+    del app
+    gc.collect()
+    assert ref() is None
 
 
 def test_db_and_database_uri_conflict(tmp_path: Path) -> None:
@@ -244,6 +263,26 @@ def test_user_loader_backs_current_user(make_app: Callable[..., Flask]) -> None:
     assert_error(auth.get("/me", bob["access_token"]), 401, "user_not_found")
     assert_error(auth.refresh(bob["refresh_token"]), 401, "user_not_found")
     assert loaded.count("bob") == 3
+
+
+def test_deleted_user_is_user_not_found_on_every_bearer_route(
+    make_app: Callable[..., Flask],
+) -> None:
+    """``user_not_found`` on every route that takes a Bearer token, not only on
+    the app's protected views."""
+    app = make_app(**NO_LIMITS)
+    users = {"alice"}
+    app.extensions["cocart_jwt"].register_user_loader(lambda i: i if i in users else None)
+    auth = AuthActions(app.test_client())
+    token = auth.tokens()["access_token"]
+    users.clear()
+    for response in (
+        auth.get("/me", token),
+        auth.post("/auth/validate-token", token),
+        auth.get("/auth/sessions", token),
+        auth.post("/auth/revoke-all", token),
+    ):
+        assert_error(response, 401, "user_not_found")
 
 
 def test_additional_claims(make_app: Callable[..., Flask]) -> None:

@@ -432,6 +432,28 @@ def test_rate_limit_exceeded_signal(limited: Callable[..., Limited]) -> None:
     assert seen == [{"sender": t.app, "limit": "1 per minute", "scope": "revoke_per_ip"}]
 
 
+def test_a_failing_signal_receiver_is_not_a_storage_outage(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(
+        COCART_JWT_LIMIT_LOGIN_PER_IP="1 per minute",
+        COCART_JWT_RATELIMIT_ON_STORAGE_ERROR="reject",
+    )
+
+    def receiver(_sender: Any, **_kwargs: Any) -> None:
+        raise LookupError("a bug in the app's receiver")
+
+    client = app.test_client()
+    credentials = {"username": "alice", "password": "wonderland"}
+    with rate_limit_exceeded.connected_to(receiver, app):
+        assert client.post("/auth/login", json=credentials).status_code == 200
+        with pytest.raises(LookupError):  # the receiver's own error, as with Flask's signals
+            client.post("/auth/login", json=credentials)
+    # ... and the storage was not marked down: limits still count normally.
+    limits = app.extensions["cocart_jwt"]._states[app].limits
+    assert limits._failures == 0
+
+
 # -- Flask-Limiter ----------------------------------------------------------------
 
 

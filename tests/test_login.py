@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from flask_cocart_jwt import CoCartJWT, tokens_issued
 from tests.conftest import PASSWORDS, TOKEN_FIELDS, AuthActions, assert_error
+from tests.support import NO_LIMITS
 
 
 def assert_token_response(response: Any) -> dict[str, Any]:
@@ -45,6 +46,12 @@ def test_login_json(auth: AuthActions) -> None:
     assert claims["sid"] == body["session_id"]
     assert claims["fresh"] is True
     assert claims["exp"] - claims["iat"] == 900
+
+
+def test_token_type_follows_the_header_type(make_app: Callable[..., Flask]) -> None:
+    app = make_app(COCART_JWT_HEADER_TYPE="JWT", **NO_LIMITS)
+    body = AuthActions(app.test_client()).tokens()
+    assert body["token_type"] == "JWT"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ fixture).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +16,11 @@ import time_machine
 from flask import Flask
 
 from flask_cocart_jwt import refresh_token_reused
+from flask_cocart_jwt.keys import b64url
+from flask_cocart_jwt.state import current_extension
+from flask_cocart_jwt.store import RefreshContext
 from tests.conftest import AuthActions, User, assert_error
-from tests.support import AppFactory, close_app, live_tokens, table_rows
+from tests.support import NO_LIMITS, AppFactory, close_app, live_tokens, table_rows
 
 
 def test_rotation_stores_only_hashes(new_app: AppFactory) -> None:
@@ -107,6 +111,26 @@ def test_retry_after_interval_revokes(new_app: AppFactory) -> None:
         assert_error(auth.refresh(second["refresh_token"]), 401, "invalid_refresh_token")
 
 
+def test_retry_inside_interval_after_revocation_is_refused(make_app: Callable[..., Flask]) -> None:
+    """A retry inside the reuse interval must not hand out the successor of a
+    session revoked after the token was read (revoke wins)."""
+    app = make_app(**NO_LIMITS)
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    assert auth.refresh(tokens["refresh_token"]).status_code == 200
+    with app.test_request_context():
+        ext, state = current_extension()
+        store = state.store
+        row = store._token_row(tokens["refresh_token"])  # read before the revoke
+        ext.revoke_session(tokens["session_id"])
+        secret = state.settings.keyring.derive(
+            "refresh-successor", tokens["refresh_token"].encode()
+        )
+        successor = "rt_" + b64url(secret)
+        ctx = RefreshContext(now=int(time.time()), idle_seconds=3600, reuse_interval=10)
+        assert store._retry(row, successor, ctx) is None
+
+
 def test_grandparent_replay_inside_interval_revokes(new_app: AppFactory) -> None:
     app = new_app()
     auth = AuthActions(app.test_client())
@@ -167,6 +191,27 @@ def test_absolute_expiry(new_app: AppFactory) -> None:
             token = response.json["refresh_token"]
         clock.shift(20 * 60)
         assert_error(auth.refresh(token), 401, "refresh_token_expired")
+
+
+def test_access_tokens_never_outlive_their_session(make_app: Callable[..., Flask]) -> None:
+    """A refresh shortly before the session's absolute expiry gets an access
+    token that ends with the session, and ``expires_in`` says so."""
+    app = make_app(
+        COCART_JWT_SESSION_MAX_AGE=3600,
+        COCART_JWT_ACCESS_TOKEN_EXPIRES=900,
+        COCART_JWT_REFRESH_TOKEN_EXPIRES=3600,
+        **NO_LIMITS,
+    )
+    auth = AuthActions(app.test_client())
+    with time_machine.travel(1_800_000_000, tick=False):
+        tokens = auth.tokens()
+        assert tokens["expires_in"] == 900
+    with time_machine.travel(1_800_000_000 + 3600 - 60, tick=False):
+        refreshed = auth.refresh(tokens["refresh_token"])
+        assert refreshed.status_code == 200, refreshed.json
+        assert refreshed.json["expires_in"] == 60
+        me = auth.get("/me", refreshed.json["access_token"])
+        assert me.json["claims"]["exp"] == 1_800_000_000 + 3600
 
 
 def test_replay_after_restart(new_app: AppFactory) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 
 from flask_cocart_jwt.revocation import RevocationView
+from flask_cocart_jwt.state import current_extension
 from tests.conftest import AuthActions, assert_error
-from tests.support import AppFactory, app_state, failing
+from tests.support import NO_LIMITS, AppFactory, app_state, failing
 
 #: The longest a test waits for another worker's revocation to show up.
 DEADLINE = 3.0
@@ -99,3 +103,32 @@ def test_stale_view_refuses(new_app: AppFactory, monkeypatch: pytest.MonkeyPatch
     assert_error(response, 503, "service_unavailable")
     assert response.headers["Retry-After"]
     assert auth.get("/me", tokens["access_token"]).status_code == 200
+
+
+def test_a_fast_clock_elsewhere_does_not_hide_revocations(make_app: Callable[..., Flask]) -> None:
+    """A revocation stamped minutes ahead (a host with a fast clock) must not move
+    a cursor past the revocations of hosts with correct clocks."""
+    first = make_app(**NO_LIMITS)
+    uri = first.extensions["cocart_jwt"]._states[first].settings.database_uri
+    second = make_app(COCART_JWT_DATABASE_URI=uri, **NO_LIMITS)
+    auth1, auth2 = AuthActions(first.test_client()), AuthActions(second.test_client())
+    skewed, victim = auth2.tokens("alice"), auth2.tokens("bob")
+    assert auth1.get("/me", victim["access_token"]).status_code == 200  # view loaded
+    with second.test_request_context():
+        current_extension()[0].revoke_session(skewed["session_id"])
+    engine = sa.create_engine(uri)
+    with engine.begin() as conn:  # as if written by a host five minutes ahead
+        conn.execute(
+            sa.text("UPDATE cocart_jwt_sessions SET revoked_at = :at WHERE id = :id"),
+            {"at": int(time.time()) + 300, "id": skewed["session_id"]},
+        )
+    engine.dispose()
+    with first.app_context():
+        _, view_state = current_extension()
+        assert view_state.revocations is not None
+        view_state.revocations.sync()
+    with second.test_request_context():
+        current_extension()[0].revoke_session(victim["session_id"])
+    with first.app_context():
+        current_extension()[1].revocations.sync()  # type: ignore[union-attr]
+    assert_error(auth1.get("/me", victim["access_token"]), 401, "session_revoked")

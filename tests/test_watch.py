@@ -19,8 +19,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_cocart_jwt import CoCartJWT, session_revoked
-from tests.conftest import AuthActions, assert_error
-from tests.support import AppFactory, close_app, table_rows
+from tests.conftest import SECRET, AuthActions, assert_error
+from tests.support import NO_LIMITS, AppFactory, close_app, table_rows
 
 
 @dataclass
@@ -136,6 +136,43 @@ def test_credentials_change_revokes(watched: Watched, column: str) -> None:
         assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
     assert auth.refresh(bob["refresh_token"]).status_code == 200
     assert auth.refresh(auth.tokens()["refresh_token"]).status_code == 200  # log in again
+
+
+def test_identity_column_change_revokes_the_old_identity(tmp_path: Any) -> None:
+    db = SQLAlchemy()
+
+    class Member(db.Model):  # type: ignore[name-defined,misc]
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str] = mapped_column(sa.String(255))
+        password_hash: Mapped[str] = mapped_column(sa.String(255), default="")
+
+    ext = CoCartJWT(db=db)
+    app = Flask("watch_identity", instance_path=str(tmp_path))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'members.db'}",
+        COCART_JWT_SECRET_KEY=SECRET,
+        **NO_LIMITS,
+    )
+    db.init_app(app)
+    ext.init_app(app)
+    ext.watch_user_model(Member, identity_attr="email")
+    with app.app_context():
+        db.create_all()
+        db.session.add(Member(id=1, email="a@example.com"))
+        db.session.commit()
+    with app.test_request_context():
+        ext.issue_tokens(Member(id=1, email="a@example.com"))
+    ext.register_user_identity_loader(lambda member: member.email)
+    with app.test_request_context():
+        ext.issue_tokens(Member(id=1, email="a@example.com"))
+        assert len(ext.list_sessions("a@example.com")) == 1
+    with app.app_context():
+        member = db.session.get(Member, 1)
+        assert member is not None
+        member.email = "b@example.com"
+        db.session.commit()
+    with app.test_request_context():
+        assert ext.list_sessions("a@example.com") == []
 
 
 def test_other_columns_do_not_revoke(watched: Watched) -> None:
