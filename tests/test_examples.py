@@ -1,14 +1,29 @@
-"""The shop example: a new user gets a token and calls protected routes."""
+"""The examples run as documented: the shop, the minimal and the factory apps,
+and the JavaScript client."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from werkzeug.serving import make_server
 
+from examples import factory, minimal
 from examples.shop import create_app
 from tests.conftest import SECRET, assert_error
+
+REPO = Path(__file__).resolve().parent.parent
+#: The password of the minimal and factory examples' users.
+PASSWORD = "correct horse battery staple"
+
+
+# -- the shop (examples/shop) --------------------------------------------------
 
 
 @pytest.fixture
@@ -27,7 +42,7 @@ def _login(client: Any, password: str = "demo-password") -> Any:
     return client.post("/auth/login", json={"username": "demo", "password": password})
 
 
-def test_readme_flow(shop: Flask) -> None:
+def test_shop_readme_flow(shop: Flask) -> None:
     client = shop.test_client()
     assert client.get("/products").status_code == 200
     assert_error(client.get("/cart"), 401, "missing_token")
@@ -41,11 +56,11 @@ def test_readme_flow(shop: Flask) -> None:
     assert cart.json == {"items": [{"product_id": 2, "quantity": 1}]}
 
 
-def test_wrong_password(shop: Flask) -> None:
+def test_shop_wrong_password(shop: Flask) -> None:
     assert_error(_login(shop.test_client(), "nope"), 401, "invalid_credentials")
 
 
-def test_password_change_logs_out_everywhere(shop: Flask) -> None:
+def test_shop_password_change_logs_out_everywhere(shop: Flask) -> None:
     client = shop.test_client()
     first = _login(client).json
     second = _login(client).json
@@ -59,3 +74,125 @@ def test_password_change_logs_out_everywhere(shop: Flask) -> None:
     refresh = client.post("/auth/refresh-token", json={"refresh_token": second["refresh_token"]})
     assert_error(refresh, 401, "invalid_refresh_token")
     assert _login(client, "a-much-better-password").status_code == 200
+
+
+# -- the minimal app -----------------------------------------------------------
+
+
+def test_minimal_login_and_hello(tmp_path: Any) -> None:
+    app = minimal.create_app({"TESTING": True})
+    app.instance_path = str(tmp_path)
+    client = app.test_client()
+    login = client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert login.status_code == 200
+    hello = client.get("/hello", headers={"Authorization": f"Bearer {login.json['access_token']}"})
+    assert hello.json == {"message": "Hello, alice!"}
+
+
+# -- the application factory ---------------------------------------------------
+
+
+@pytest.fixture
+def factory_app(tmp_path: Any) -> Flask:
+    app = factory.create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'factory.sqlite3'}",
+            "COCART_JWT_SECRET_KEY": SECRET,
+        }
+    )
+    with app.app_context():
+        factory.db.create_all()
+        user = factory.User(username="ada", email="ada@example.com", is_admin=True)
+        user.set_password(PASSWORD)
+        factory.db.session.add(user)
+        factory.db.session.commit()
+    return app
+
+
+def test_factory_login_claims_and_current_user(factory_app: Flask) -> None:
+    client = factory_app.test_client()
+    login = client.post("/auth/login", json={"username": "ada", "password": PASSWORD})
+    assert login.status_code == 200
+    bearer = {"Authorization": f"Bearer {login.json['access_token']}"}
+    assert client.get("/me", headers=bearer).json == {"id": 1, "username": "ada"}
+    assert client.post("/auth/validate-token", headers=bearer).json["identity"] == "1"
+
+
+def test_factory_tables_are_in_the_apps_metadata() -> None:
+    tables = set(factory.db.metadata.tables)
+    assert {"user", "cocart_jwt_sessions", "cocart_jwt_refresh_tokens"} <= tables
+
+
+def test_factory_email_change_revokes(factory_app: Flask) -> None:
+    client = factory_app.test_client()
+    login = client.post("/auth/login", json={"username": "ada", "password": PASSWORD}).json
+    with factory_app.app_context():
+        user = factory.db.session.get(factory.User, 1)
+        assert user is not None
+        user.email = "ada@example.org"
+        factory.db.session.commit()
+    bearer = {"Authorization": f"Bearer {login['access_token']}"}
+    assert_error(client.get("/me", headers=bearer), 401, "session_revoked")
+
+
+# Flask-Migrate's own env.py template still calls db.get_engine().
+@pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
+def test_factory_migrations_see_the_token_tables(tmp_path: Any) -> None:
+    """``flask db migrate`` writes the token tables into the first migration."""
+    from flask_migrate import init, migrate
+
+    directory = str(tmp_path / "migrations")
+    app = factory.create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+            "COCART_JWT_SECRET_KEY": SECRET,
+        }
+    )
+    with app.app_context():
+        init(directory=directory)
+        migrate(directory=directory, message="users and tokens")
+    script = "".join(p.read_text() for p in (tmp_path / "migrations" / "versions").glob("*.py"))
+    assert "cocart_jwt_sessions" in script
+    assert "cocart_jwt_refresh_tokens" in script
+
+
+# -- the JavaScript client -----------------------------------------------------
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+def test_javascript_client_refreshes_once_and_retries() -> None:
+    assert NODE is not None
+    app = minimal.create_app({"COCART_JWT_RATELIMIT_ENABLED": False})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+            [
+                NODE,
+                str(REPO / "examples" / "js" / "demo.mjs"),
+                f"http://127.0.0.1:{server.server_port}",
+                "alice",
+                PASSWORD,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    steps = json.loads(result.stdout)
+    assert steps == {
+        "hello": {"message": "Hello, alice!"},
+        "afterRefresh": [200, 200],
+        "rotatedOnce": True,
+        "loggedOut": 401,
+    }
