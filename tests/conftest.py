@@ -139,6 +139,24 @@ def _drop_token_tables(url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(params=["sqlite-missing-dir", "postgresql-closed-port"])
+def down_engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[sa.Engine]:
+    """An engine whose every connection attempt fails with ``OperationalError``:
+    an SQLite file in a missing directory, or PostgreSQL on a closed port."""
+    from tests.support import closed_port  # tests.support imports this module
+
+    if request.param == "sqlite-missing-dir":
+        url = f"sqlite:///{tmp_path / 'missing' / 'users.sqlite3'}"
+        engine = sa.create_engine(url)
+    else:
+        url = f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/users"
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def make_app(tmp_path: Any) -> Callable[..., Flask]:
     """Build a test app: ``make_app(COCART_JWT_ALGORITHM="HS512", ...)``.

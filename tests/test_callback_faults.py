@@ -6,13 +6,13 @@ inside them. The extension turns it into ``service_unavailable`` with
 ``Retry-After`` on its routes and on ``@jwt_required`` views, and nothing is
 consumed: the refresh token still works once the database is back.
 
-The "down" databases are real: an SQLite file in a directory that does not
-exist, and a PostgreSQL URL on a closed local port (no server needed).
+The "down" databases (conftest's ``down_engine``) are real: an SQLite file in
+a directory that does not exist, and a PostgreSQL URL on a closed local port
+(no server needed).
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,8 +23,6 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_cocart_jwt import CoCartJWT
-from flask_cocart_jwt.database import close_session_quietly, database_errors_as_503
-from flask_cocart_jwt.exceptions import ServiceUnavailable
 from tests.conftest import (
     PASSWORDS,
     SECRET,
@@ -36,29 +34,6 @@ from tests.conftest import (
 )
 from tests.integration.proxy import TcpProxy
 from tests.support import AppFactory, app_factory, live_tokens
-
-
-def closed_port() -> int:
-    """A local TCP port that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-@pytest.fixture(params=["sqlite-missing-dir", "postgresql-closed-port"])
-def down_engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[sa.Engine]:
-    """An engine whose every connection attempt fails with ``OperationalError``."""
-    if request.param == "sqlite-missing-dir":
-        url = f"sqlite:///{tmp_path / 'missing' / 'users.sqlite3'}"
-        engine = sa.create_engine(url)
-    else:
-        url = f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/users"
-        engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 class Users:
@@ -103,29 +78,9 @@ def assert_unavailable(response: Any) -> None:
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-def test_context_manager_turns_connection_errors_into_503(down_engine: sa.Engine) -> None:
-    with (
-        pytest.raises(ServiceUnavailable) as info,
-        database_errors_as_503(),
-        down_engine.connect() as conn,
-    ):
-        conn.execute(sa.text("SELECT 1"))
-    assert isinstance(info.value.__cause__, sa.exc.OperationalError)
-    assert info.value.status_code == 503
-    assert info.value.headers["Retry-After"] == str(info.value.retry_after)
-
-
-def test_context_manager_lets_other_errors_through() -> None:
-    with pytest.raises(ValueError, match="not ours"), database_errors_as_503():
-        raise ValueError("not ours")
-    integrity = sa.exc.IntegrityError("INSERT", {}, Exception("duplicate"))
-    with pytest.raises(sa.exc.IntegrityError), database_errors_as_503():
-        raise integrity
-    with database_errors_as_503():
-        pass  # nothing raised, nothing changed
-
-
-def test_login_when_credentials_checker_loses_the_database(shop: Flask, users: Users) -> None:
+def test_login_is_503_when_the_credentials_checker_loses_the_database(
+    shop: Flask, users: Users
+) -> None:
     auth = AuthActions(shop.test_client())
     users.down = True
     assert_unavailable(auth.login())
@@ -133,7 +88,9 @@ def test_login_when_credentials_checker_loses_the_database(shop: Flask, users: U
     assert auth.login().status_code == 200
 
 
-def test_protected_view_when_user_loader_loses_the_database(shop: Flask, users: Users) -> None:
+def test_protected_view_is_503_when_the_user_loader_loses_the_database(
+    shop: Flask, users: Users
+) -> None:
     auth = AuthActions(shop.test_client())
     tokens = auth.tokens()
     users.down = True
@@ -145,7 +102,9 @@ def test_protected_view_when_user_loader_loses_the_database(shop: Flask, users: 
     assert response.json == {"id": "alice"}
 
 
-def test_refresh_when_user_loader_loses_the_database(shop: Flask, users: Users) -> None:
+def test_refresh_is_503_and_consumes_nothing_when_the_user_loader_loses_the_database(
+    shop: Flask, users: Users
+) -> None:
     auth = AuthActions(shop.test_client())
     tokens = auth.tokens()
     users.down = True
@@ -223,17 +182,3 @@ def test_connection_lost_mid_request_is_503_not_500(
         state = app.extensions["cocart_jwt"]._states[app]
         if state.revocations is not None:
             state.revocations.close()
-
-
-def test_close_session_quietly_on_a_live_database(tmp_path: Any) -> None:
-    db = SQLAlchemy()
-    app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'users.sqlite3'}"
-    db.init_app(app)
-    with app.app_context():
-        close_session_quietly(db.session)  # no session in this scope: nothing to do
-        assert not db.session.registry.has()
-        db.session.execute(sa.text("SELECT 1"))
-        close_session_quietly(db.session)
-        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-        db.engine.dispose()
