@@ -23,6 +23,8 @@ from flask_cocart_jwt import CoCartJWT, current_user, get_jwt, get_jwt_identity,
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 PASSWORDS = {"alice": "wonderland", "bob": "builder"}
+#: Configuration that switches the rate limits off.
+NO_LIMITS = {"COCART_JWT_RATELIMIT_ENABLED": False}
 
 #: The contract's error codes by status (SPEC section 5), for property tests.
 DOCUMENTED_ERRORS: dict[int, set[str]] = {
@@ -213,7 +215,7 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     A test that needs the rate limits, or other configuration, builds its app
     with ``make_app``.
     """
-    return make_app(COCART_JWT_RATELIMIT_ENABLED=False)
+    return make_app(**NO_LIMITS)
 
 
 @pytest.fixture

@@ -26,9 +26,6 @@ from tests.conftest import assert_error
 
 AppFactory = Callable[..., Flask]
 
-#: Configuration that switches the rate limits off.
-NO_LIMITS = {"COCART_JWT_RATELIMIT_ENABLED": False}
-
 
 # -- apps and the token store ---------------------------------------------------
 

@@ -15,8 +15,7 @@ from flask import Flask, Response, jsonify
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_cocart_jwt import AuthError, CoCartJWT, ConfigurationError
-from tests.conftest import PASSWORDS, SECRET, AuthActions, User, assert_error
-from tests.support import NO_LIMITS
+from tests.conftest import NO_LIMITS, PASSWORDS, SECRET, AuthActions, User, assert_error
 
 OTHER_SECRET = "another-secret-abcdefghijklmnopqrstuvwxyz-0123"
 

@@ -11,8 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_cocart_jwt import CoCartJWT, tokens_issued
-from tests.conftest import PASSWORDS, TOKEN_FIELDS, AuthActions, assert_error
-from tests.support import NO_LIMITS
+from tests.conftest import NO_LIMITS, PASSWORDS, TOKEN_FIELDS, AuthActions, assert_error
 
 
 def assert_token_response(response: Any) -> dict[str, Any]:

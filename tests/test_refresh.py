@@ -19,8 +19,8 @@ from flask_cocart_jwt import refresh_token_reused
 from flask_cocart_jwt.keys import b64url
 from flask_cocart_jwt.state import current_extension
 from flask_cocart_jwt.store import RefreshContext
-from tests.conftest import AuthActions, User, assert_error
-from tests.support import NO_LIMITS, AppFactory, close_app, live_tokens, table_rows
+from tests.conftest import NO_LIMITS, AuthActions, User, assert_error
+from tests.support import AppFactory, close_app, live_tokens, table_rows
 
 
 def test_rotation_stores_only_hashes(new_app: AppFactory) -> None:

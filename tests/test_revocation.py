@@ -12,8 +12,8 @@ from flask import Flask
 
 from flask_cocart_jwt.revocation import RevocationView
 from flask_cocart_jwt.state import current_extension
-from tests.conftest import AuthActions, assert_error
-from tests.support import NO_LIMITS, AppFactory, app_state, failing
+from tests.conftest import NO_LIMITS, AuthActions, assert_error
+from tests.support import AppFactory, app_state, failing
 
 #: The longest a test waits for another worker's revocation to show up.
 DEADLINE = 3.0

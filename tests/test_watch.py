@@ -19,8 +19,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_cocart_jwt import CoCartJWT, session_revoked
-from tests.conftest import SECRET, AuthActions, assert_error
-from tests.support import NO_LIMITS, AppFactory, close_app, table_rows
+from tests.conftest import NO_LIMITS, SECRET, AuthActions, assert_error
+from tests.support import AppFactory, close_app, table_rows
 
 
 @dataclass
