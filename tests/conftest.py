@@ -141,12 +141,18 @@ def _drop_token_tables(url: str) -> None:
         engine.dispose()
 
 
+def closed_port() -> int:
+    """A local TCP port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 @pytest.fixture(params=["sqlite-missing-dir", "postgresql-closed-port"])
 def down_engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[sa.Engine]:
     """An engine whose every connection attempt fails with ``OperationalError``:
     an SQLite file in a missing directory, or PostgreSQL on a closed port."""
-    from tests.support import closed_port  # tests.support imports this module
-
     if request.param == "sqlite-missing-dir":
         url = f"sqlite:///{tmp_path / 'missing' / 'users.sqlite3'}"
         engine = sa.create_engine(url)

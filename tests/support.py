@@ -4,14 +4,12 @@
   :func:`close_app`);
 - the token store: its rows (:func:`table_rows`, :func:`live_tokens`) and
   injected database failures (:func:`failing`);
-- a local port that nothing listens on (:func:`closed_port`);
 - rate limits: :func:`assert_limited`, :func:`header_triple` and
   :func:`redis_cleanup`.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -100,17 +98,6 @@ def failing(app: Flask, predicate: Callable[[str, Any], bool]) -> Iterator[list[
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", before)
-
-
-# -- databases that are down ----------------------------------------------------
-
-
-def closed_port() -> int:
-    """A local TCP port that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # -- rate limits -------------------------------------------------------------
