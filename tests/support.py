@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
-from flask_cocart_jwt.state import AppState
+from flask_cocart_jwt.service import Service
 from tests.conftest import assert_error
 
 AppFactory = Callable[..., Flask]
@@ -28,9 +28,9 @@ AppFactory = Callable[..., Flask]
 # -- apps and the token store ---------------------------------------------------
 
 
-def app_state(app: Flask) -> AppState:
+def app_state(app: Flask) -> Service:
     """The extension's state for ``app``."""
-    state: AppState = app.extensions["cocart_jwt"]._states[app]
+    state: Service = app.extensions["cocart_jwt"].get_service(app)
     return state
 
 
@@ -39,8 +39,7 @@ def close_app(app: Flask) -> None:
     state = app_state(app)
     if state.revocations is not None:
         state.revocations.close()
-    if state.store._engine is not None:
-        state.store._engine.dispose()
+    state.store.close()
 
 
 @contextmanager
@@ -129,3 +128,11 @@ def header_triple(response: Any) -> tuple[int, int, int]:
         int(h["X-RateLimit-Remaining"]),
         int(h["X-RateLimit-Reset"]),
     )
+
+
+def current_extension() -> tuple[Any, Service]:
+    """The extension of the current app and the app's service."""
+    from flask import current_app
+
+    ext = current_app.extensions["cocart_jwt"]
+    return ext, ext.service

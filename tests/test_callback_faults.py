@@ -179,6 +179,6 @@ def test_connection_lost_mid_request_is_503_not_500(
     finally:
         with app.app_context():
             db.engine.dispose()
-        state = app.extensions["cocart_jwt"]._states[app]
+        state = app.extensions["cocart_jwt"].get_service(app)
         if state.revocations is not None:
             state.revocations.close()

@@ -19,7 +19,7 @@ from flask import Flask
 
 from flask_cocart_jwt import CoCartJWT
 from flask_cocart_jwt.cli import RSA_KEY_BITS, generate_private_key
-from flask_cocart_jwt.state import AppState
+from flask_cocart_jwt.service import Service as AppState
 from tests.conftest import User
 
 AppFactory = Callable[..., Flask]
@@ -29,7 +29,7 @@ PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----\n.+?\n-----END \1-----\n", re
 
 def state_of(app: Flask) -> AppState:
     """The extension's state for ``app``."""
-    state: AppState = app.extensions["cocart_jwt"]._states[app]
+    state: AppState = app.extensions["cocart_jwt"].get_service(app)
     return state
 
 
@@ -49,8 +49,7 @@ def build(make_app: AppFactory) -> Iterator[AppFactory]:
         state = state_of(app)
         if state.revocations is not None:
             state.revocations.close()
-        if state.store._engine is not None:
-            state.store._engine.dispose()
+        state.store.close()
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ from flask_cocart_jwt import (
     InvalidRefreshToken,
     InvalidRequest,
     InvalidToken,
+    MethodNotAllowed,
     MissingToken,
+    NotFound,
     RateLimited,
     RefreshTokenExpired,
     RefreshTokenReused,
@@ -50,6 +52,8 @@ TABLE: list[tuple[type[AuthError], int, str, str | None]] = [
     (RefreshTokenReused, 401, "refresh_token_reused", INVALID),
     (RateLimited, 429, "rate_limited", None),
     (ServiceUnavailable, 503, "service_unavailable", None),
+    (NotFound, 404, "not_found", None),
+    (MethodNotAllowed, 405, "method_not_allowed", None),
 ]
 
 

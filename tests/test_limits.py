@@ -18,9 +18,8 @@ from flask import Flask, jsonify
 
 from flask_cocart_jwt import CoCartJWT, ConfigurationError, rate_limit_exceeded
 from flask_cocart_jwt.limits import RateLimits, parse_limit
-from flask_cocart_jwt.state import current_extension
 from tests.conftest import AuthActions, assert_error, require_server
-from tests.support import assert_limited, header_triple, redis_cleanup
+from tests.support import assert_limited, current_extension, header_triple, redis_cleanup
 
 START = 1_900_000_000.0
 
@@ -450,7 +449,7 @@ def test_a_failing_signal_receiver_is_not_a_storage_outage(
         with pytest.raises(LookupError):  # the receiver's own error, as with Flask's signals
             client.post("/auth/login", json=credentials)
     # ... and the storage was not marked down: limits still count normally.
-    limits = app.extensions["cocart_jwt"]._states[app].limits
+    limits = app.extensions["cocart_jwt"].get_service(app).limits
     assert limits._failures == 0
 
 

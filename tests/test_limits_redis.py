@@ -17,9 +17,8 @@ from flask import Flask
 
 from flask_cocart_jwt import CoCartJWT
 from flask_cocart_jwt.limits import BACKOFF_MIN, RateLimits
-from flask_cocart_jwt.state import current_extension
 from tests.conftest import AuthActions, assert_error, require_server
-from tests.support import assert_limited, header_triple, redis_cleanup
+from tests.support import assert_limited, current_extension, header_triple, redis_cleanup
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 

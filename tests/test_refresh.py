@@ -16,11 +16,10 @@ import time_machine
 from flask import Flask
 
 from flask_cocart_jwt import refresh_token_reused
-from flask_cocart_jwt.keys import b64url
-from flask_cocart_jwt.state import current_extension
-from flask_cocart_jwt.store import RefreshContext
+from flask_cocart_jwt.refresh_tokens import hash_refresh_token
+from flask_cocart_jwt.rotation import successor_of
 from tests.conftest import NO_LIMITS, AuthActions, User, assert_error
-from tests.support import AppFactory, close_app, live_tokens, table_rows
+from tests.support import AppFactory, close_app, current_extension, live_tokens, table_rows
 
 
 def test_rotation_stores_only_hashes(new_app: AppFactory) -> None:
@@ -121,14 +120,10 @@ def test_retry_inside_interval_after_revocation_is_refused(make_app: Callable[..
     with app.test_request_context():
         ext, state = current_extension()
         store = state.store
-        row = store._token_row(tokens["refresh_token"])  # read before the revoke
+        row = store.token_row(hash_refresh_token(tokens["refresh_token"]))  # before the revoke
         ext.revoke_session(tokens["session_id"])
-        secret = state.settings.keyring.derive(
-            "refresh-successor", tokens["refresh_token"].encode()
-        )
-        successor = "rt_" + b64url(secret)
-        ctx = RefreshContext(now=int(time.time()), idle_seconds=3600, reuse_interval=10)
-        assert store._retry(row, successor, ctx) is None
+        successor = successor_of(tokens["refresh_token"], state.settings)
+        assert store.child_of(row.id, hash_refresh_token(successor)) is None
 
 
 def test_grandparent_replay_inside_interval_revokes(new_app: AppFactory) -> None:

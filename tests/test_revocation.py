@@ -11,9 +11,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_cocart_jwt.revocation import RevocationView
-from flask_cocart_jwt.state import current_extension
 from tests.conftest import NO_LIMITS, AuthActions, assert_error
-from tests.support import AppFactory, app_state, failing
+from tests.support import AppFactory, app_state, current_extension, failing
 
 #: The longest a test waits for another worker's revocation to show up.
 DEADLINE = 3.0
@@ -109,7 +108,7 @@ def test_a_fast_clock_elsewhere_does_not_hide_revocations(make_app: Callable[...
     """A revocation stamped minutes ahead (a host with a fast clock) must not move
     a cursor past the revocations of hosts with correct clocks."""
     first = make_app(**NO_LIMITS)
-    uri = first.extensions["cocart_jwt"]._states[first].settings.database_uri
+    uri = first.extensions["cocart_jwt"].get_service(first).settings.database_uri
     second = make_app(COCART_JWT_DATABASE_URI=uri, **NO_LIMITS)
     auth1, auth2 = AuthActions(first.test_client()), AuthActions(second.test_client())
     skewed, victim = auth2.tokens("alice"), auth2.tokens("bob")

@@ -94,7 +94,10 @@ def test_an_unparsable_limit_set_at_runtime_is_skipped_and_logged_once(
     app = make_app(COCART_JWT_RATELIMIT_ENABLED=True)
     auth = AuthActions(app.test_client())
     app.config["COCART_JWT_LIMIT_LOGIN_PER_IP"] = "ten per fortnight"
-    with caplog.at_level(logging.WARNING):
+    with (
+        caplog.at_level(logging.WARNING),
+        caplog.at_level(logging.WARNING, logger="flask_cocart_jwt.limits"),
+    ):
         for _ in range(3):
             assert auth.login().status_code == 200
         assert_error(auth.login(password="wrong"), 401, "invalid_credentials")
