@@ -89,8 +89,12 @@ def test_user_loader_runs_outside_the_rotating_transaction(
 
 
 def test_an_unparsable_limit_set_at_runtime_is_skipped_and_logged_once(
-    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., Flask],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Alembic's fileConfig (the Flask-Migrate example test) disables existing loggers.
+    monkeypatch.setattr(logging.getLogger("flask_cocart_jwt.limits"), "disabled", False)
     app = make_app(COCART_JWT_RATELIMIT_ENABLED=True)
     auth = AuthActions(app.test_client())
     app.config["COCART_JWT_LIMIT_LOGIN_PER_IP"] = "ten per fortnight"
