@@ -124,15 +124,7 @@ class _Refresh:
         if retry is None:
             self.revoke_family(row, on_reuse)
         user = row.identity if load_user is None else load_user(row.identity)
-        return Rotation(
-            row.identity,
-            row.session_id,
-            self.successor,
-            retry,
-            rotated=False,
-            session_expires_at=row.session_expires_at,
-            user=user,
-        )
+        return self.outcome(row, retry, rotated=False, user=user)
 
     def row(self, conn: Any = None) -> Any:
         """The presented token's row; unknown or revoked tokens are invalid."""
@@ -169,12 +161,16 @@ class _Refresh:
             raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
         if not done:
             return None
+        return self.outcome(row, expires_at, rotated=True, user=user)
+
+    def outcome(self, row: Any, expires_at: int, *, rotated: bool, user: Any) -> Rotation:
+        """The successor of ``row``'s token, expiring at ``expires_at``."""
         return Rotation(
             row.identity,
             row.session_id,
             self.successor,
             expires_at,
-            rotated=True,
+            rotated=rotated,
             session_expires_at=row.session_expires_at,
             user=user,
         )
