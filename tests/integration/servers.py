@@ -38,8 +38,9 @@ GUNICORN = Path(sys.executable).with_name("gunicorn")
 APP_SPEC = "tests.integration.wsgi:create_app()"
 SECRET = "integration-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 DEMO = {"username": "demo", "password": "demo-password"}
-#: The Redis database number the integration servers count in (flushed first).
-REDIS_DB = 5
+#: The Redis database number the integration servers count in (flushed first);
+#: ``COCART_JWT_TEST_INTEGRATION_REDIS_DB`` moves it, so that two runs can share a Redis.
+REDIS_DB = int(os.environ.get("COCART_JWT_TEST_INTEGRATION_REDIS_DB", "5"))
 TOKEN_TABLES = ("cocart_jwt_sessions", "cocart_jwt_refresh_tokens")
 
 
