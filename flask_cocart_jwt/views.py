@@ -27,7 +27,13 @@ from .exceptions import (
 )
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .service import Service
-from .transport import access_token_from_request, json_body, login_credentials, request_client
+from .transport import (
+    access_token_from_request,
+    json_body,
+    login_credentials,
+    request_client,
+    revocation_request,
+)
 
 BLUEPRINT_NAME = "cocart_jwt"
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
@@ -120,15 +126,17 @@ class TokenRoutes:
     def revoke(self) -> Response:
         """``POST /revoke``: log out the session of a refresh or access token.
 
-        An unknown refresh token still answers 200 (RFC 7009).
+        RFC 7009's ``token`` (any kind) or the ``refresh_token`` field, as
+        JSON or a form; without either, the Bearer access token. A token in
+        the body that is unknown, invalid or expired still answers 200
+        (RFC 7009 section 2.2).
         """
         self._limit_ip("revoke")
-        body = json_body(required=False)
-        if "refresh_token" in body:
-            token = body["refresh_token"]
-            if not isinstance(token, str) or not token or len(token) > MAX_REFRESH_TOKEN_CHARS:
-                raise InvalidRequest("The field 'refresh_token' must be a string.")
-            self.service.revoke_refresh_token(token)
+        named = revocation_request()
+        if named is not None and named.field == "token":
+            self.service.revoke_token(named.token)
+        elif named is not None:
+            self.service.revoke_refresh_token(named.token)
         else:
             claims = self._bearer_claims()
             self.service.revoke_session(str(claims["sid"]), "logout")
