@@ -85,8 +85,7 @@ class TokenRoutes:
             raise InvalidCredentials
         pair = service.issue(user, fresh=True, client=request_client())
         loader = service.callbacks.login_response_loader_callback
-        extra = loader(user) if loader is not None else {}
-        return jsonify({**extra, **pair.to_dict()})
+        return pair.to_response(extra=loader(user) if loader is not None else None)
 
     def refresh_token(self) -> Response:
         """``POST /refresh-token``: rotate a refresh token into a new pair."""
