@@ -1,11 +1,11 @@
-"""Creating the token tables in the extension's own database, and upgrading 0.1's.
+"""Upgrading 0.1's token tables in the extension's own database.
 
 Only for the embedded database (no ``db`` given to the extension): with the
 user's ``db``, the tables are the user's to create and migrate (see the
 upgrade notes in the changelog).
 
 Every worker process runs this on its first use of the database, and several
-start at once: a ``CREATE TABLE`` or ``ALTER TABLE`` that loses the race to
+start at once: an ``ALTER TABLE`` or ``CREATE INDEX`` that loses the race to
 another process fails, and is then checked against what the winner made
 rather than reported.
 """
@@ -19,24 +19,15 @@ from sqlalchemy.schema import CreateColumn
 from .models import NEW_SESSION_COLUMNS, NEW_SESSION_INDEXES, Tables
 
 
-def create_tables(engine: Engine, tables: Tables) -> None:
-    """Create the token tables if they are missing; add the columns and indexes
-    that 0.1's tables lack.
+def upgrade_tables(engine: Engine, tables: Tables) -> None:
+    """Add the columns and indexes that 0.1's token tables lack.
+
+    Called after the tables were created (or found): on tables made by this
+    version it only looks at their columns and indexes.
 
     :raises sqlalchemy.exc.DBAPIError: the database refused, for another
         reason than a concurrent process having done the same.
     """
-    metadata = tables.sessions.metadata
-    try:
-        metadata.create_all(engine)
-    except sa_exc.DBAPIError:
-        # Another process created them meanwhile; this pass finds them (or
-        # raises the real problem).
-        metadata.create_all(engine)
-    _add_missing_columns(engine, tables)
-
-
-def _add_missing_columns(engine: Engine, tables: Tables) -> None:
     sessions = tables.sessions
     present = {column["name"] for column in inspect(engine).get_columns(sessions.name)}
     for name in NEW_SESSION_COLUMNS:

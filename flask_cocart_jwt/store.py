@@ -29,7 +29,7 @@ from .forks import PerProcess
 from .models import Tables
 from .refresh_tokens import hash_refresh_token, new_refresh_token
 from .results import SessionInfo
-from .schema import create_tables
+from .schema import upgrade_tables
 from .statements import Statements, assumed_access_expiry, live, newest_first, revoke_statement
 
 
@@ -95,7 +95,8 @@ class Store:
         engine = self._engine_getter()
         if self.embedded:
             with database_errors_as_503():
-                create_tables(engine, self.tables)
+                self.tables.sessions.metadata.create_all(engine)
+                upgrade_tables(engine, self.tables)
         return engine
 
     @property
