@@ -98,6 +98,7 @@ class CoCartJWT(Callbacks):
             store = Store(
                 define_tables(self.db.metadata),
                 _engine_of(self.db, app),
+                access_lifetime=settings.access_token_expires,
                 legacy_access_lifetime=_legacy_access_lifetime(settings),
             )
         else:
@@ -106,6 +107,7 @@ class CoCartJWT(Callbacks):
                 define_tables(self._metadata),
                 lambda: embedded_engine(uri),
                 embedded=True,
+                access_lifetime=settings.access_token_expires,
                 legacy_access_lifetime=_legacy_access_lifetime(settings),
             )
         revocations = None

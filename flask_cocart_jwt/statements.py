@@ -84,10 +84,22 @@ def assumed_access_expiry(s: Any, lifetime: int) -> Any:
     return case((s.c.expires_at < bound, s.c.expires_at), else_=bound)
 
 
-def revoke_statement(s: Any, now: int, reason: str, legacy_lifetime: int) -> Any:
-    """An ``UPDATE`` revoking sessions (add the ``WHERE``): the revocation is
-    kept until the latest access token of each session has expired."""
-    kept_until = func.coalesce(s.c.access_expires_at, assumed_access_expiry(s, legacy_lifetime))
+def revoke_statement(s: Any, now: int, reason: str, access: int, legacy: int) -> Any:
+    """An ``UPDATE`` revoking sessions (add the ``WHERE``), kept until the latest
+    access token of each session has expired.
+
+    That is the recorded ``access_expires_at``, or later if the session was
+    used since without recording it (0.1 during a rolling upgrade): its last
+    use plus the access lifetime ``access``. A session opened before 0.2 has
+    no record: its last use plus ``legacy`` seconds (see
+    :func:`assumed_access_expiry`).
+    """
+    recorded, recent = s.c.access_expires_at, assumed_access_expiry(s, access)
+    kept_until = case(
+        (recorded.is_(None), assumed_access_expiry(s, legacy)),
+        (recorded < recent, recent),
+        else_=recorded,
+    )
     return update(s).values(
         revoked_at=now, revoked_reason=reason[:64], revocation_kept_until=kept_until
     )

@@ -67,6 +67,7 @@ class Store:
     :param engine_getter: returns the engine to use; called once per process.
     :param embedded: the tables live in the extension's own database (not in
         the user's ``db``); they are then created (or upgraded) on first use.
+    :param access_lifetime: the access-token lifetime, in seconds.
     :param legacy_access_lifetime: for a session opened before 0.2, whose
         access tokens' expiry was not recorded: the seconds after its last
         use that they are assumed to expire within.
@@ -78,11 +79,13 @@ class Store:
         engine_getter: Callable[[], Engine],
         *,
         embedded: bool = False,
+        access_lifetime: int = 0,
         legacy_access_lifetime: int = 0,
     ) -> None:
         self.tables = tables
         #: Whether the tables live in the extension's own database.
         self.embedded = embedded
+        self.access_lifetime = access_lifetime
         self.legacy_access_lifetime = legacy_access_lifetime
         self._engine_getter = engine_getter
         # A forked worker must not reuse its parent's connections.
@@ -178,7 +181,7 @@ class Store:
                 ).all()
                 evicted = [r.id for r in rows if r.id != session_id]
                 if evicted:
-                    revoke = revoke_statement(s, now, "max_sessions", self.legacy_access_lifetime)
+                    revoke = self.revocation(now, "max_sessions")
                     conn.execute(revoke.where(s.c.id.in_(evicted)))
         return session_id, token, token_expires, evicted
 
@@ -265,6 +268,11 @@ class Store:
         with self.begin() as conn:
             return conn.execute(self._statements.extend_access, params).rowcount == 1
 
+    def revocation(self, now: int, reason: str) -> Any:
+        """The ``UPDATE`` that revokes sessions at ``now``; add its ``WHERE``."""
+        s = self.tables.sessions
+        return revoke_statement(s, now, reason, self.access_lifetime, self.legacy_access_lifetime)
+
     def revoke_session(
         self, session_id: str, reason: str, *, now: int, identity: str | None = None
     ) -> bool:
@@ -273,9 +281,7 @@ class Store:
         :returns: whether a live session was revoked.
         """
         s = self.tables.sessions
-        query = revoke_statement(s, now, reason, self.legacy_access_lifetime).where(
-            s.c.id == session_id, s.c.revoked_at.is_(None)
-        )
+        query = self.revocation(now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
         if identity is not None:
             query = query.where(s.c.identity == identity)
         with self.begin() as conn:
@@ -300,7 +306,7 @@ class Store:
             )
         ]
         if ids:
-            revoke = revoke_statement(s, now, reason, self.legacy_access_lifetime)
+            revoke = self.revocation(now, reason)
             conn.execute(revoke.where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
         return ids
 

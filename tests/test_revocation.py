@@ -244,3 +244,21 @@ def test_sessions_opened_before_0_2_are_kept_for_the_refresh_token_lifetime(
         assert view is not None
         view.sync()
         assert not view.is_revoked(login["session_id"])
+
+
+def test_a_refresh_by_0_1_during_a_rolling_upgrade_is_covered(new_app: AppFactory) -> None:
+    """0.1 refreshes without recording its access token: the revocation is kept
+    for one access lifetime after the session's last use too."""
+    app = new_app(COCART_JWT_ACCESS_TOKEN_EXPIRES=HOUR)
+    auth = AuthActions(app.test_client())
+    login = auth.tokens()
+    store = app_state(app).store
+    now = int(time.time())
+    run_sql(  # what 0.1's rotation writes, 300 s later
+        app,
+        "UPDATE cocart_jwt_sessions SET last_used_at = :at WHERE id = :id",
+        at=now + 300,
+        id=login["session_id"],
+    )
+    assert store.revoke_session(login["session_id"], "logout", now=now + 300)
+    assert (login["session_id"], now + 300 + HOUR) in store.revoked_sessions(now + HOUR + 200)

@@ -1,4 +1,5 @@
-"""The extension's own tables: 0.1's are upgraded on first use, by any number of processes."""
+"""Upgrading 0.1's token tables: on first use in the extension's own database (by any
+number of processes), and with Flask-Migrate in the app's ``db``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 
 from flask_cocart_jwt.models import NEW_SESSION_COLUMNS, NEW_SESSION_INDEXES, define_tables
 from flask_cocart_jwt.schema import upgrade_tables
-from tests.conftest import AuthActions, assert_error
+from tests.conftest import SECRET, AuthActions, assert_error
 from tests.support import AppFactory, app_state
 
 
@@ -107,3 +108,38 @@ def test_a_real_error_is_not_taken_for_a_race(tables_of_0_1: sa.Engine) -> None:
     with pytest.raises(sa.exc.OperationalError):
         upgrade_tables(tables_of_0_1, define_tables(sa.MetaData()))
     assert not set(NEW_SESSION_COLUMNS) & columns(tables_of_0_1)
+
+
+# Flask-Migrate's own env.py template still calls db.get_engine().
+@pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
+def test_flask_migrate_finds_what_0_2_adds(tmp_path: Any) -> None:
+    """With ``db``, ``flask db migrate`` on 0.1's tables writes the upgrade."""
+    from flask_migrate import init, migrate, upgrade
+
+    from examples import factory
+
+    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    app = factory.create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "COCART_JWT_SECRET_KEY": SECRET}
+    )
+    with app.app_context():
+        factory.db.create_all()
+        engine = factory.db.engine
+        indexes = {
+            str(index.name): index
+            for index in factory.db.metadata.tables["cocart_jwt_sessions"].indexes
+        }
+        with engine.begin() as conn:
+            for name in NEW_SESSION_INDEXES:
+                indexes[name].drop(conn)
+            for name in NEW_SESSION_COLUMNS:
+                conn.exec_driver_sql(f"ALTER TABLE cocart_jwt_sessions DROP COLUMN {name}")
+        directory = str(tmp_path / "migrations")
+        init(directory=directory)
+        migrate(directory=directory, message="cocart-jwt 0.2")
+        script = "".join(p.read_text() for p in (tmp_path / "migrations" / "versions").glob("*.py"))
+        for name in (*NEW_SESSION_COLUMNS, *NEW_SESSION_INDEXES):
+            assert name in script
+        upgrade(directory=directory)
+        assert set(NEW_SESSION_COLUMNS) <= columns(engine)
+        assert set(NEW_SESSION_INDEXES) <= index_names(engine)
