@@ -102,10 +102,10 @@ class CoCartJWT(Callbacks):
                 legacy_access_lifetime=_legacy_access_lifetime(settings),
             )
         else:
-            uri = settings.database_uri
+            uri, timeout = settings.database_uri, settings.database_timeout
             store = Store(
                 define_tables(self._metadata),
-                lambda: embedded_engine(uri),
+                lambda: embedded_engine(uri, timeout),
                 embedded=True,
                 access_lifetime=settings.access_token_expires,
                 legacy_access_lifetime=_legacy_access_lifetime(settings),
