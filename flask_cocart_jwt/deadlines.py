@@ -133,7 +133,10 @@ def _shut_down(connection: Any) -> None:
 
     The socket is reached through a duplicate of its descriptor, which the
     driver keeps owning; shutting it down makes the driver see a lost
-    connection.
+    connection. The connection is checked out (its deadline is armed), so
+    the pool cannot close it meanwhile; a driver that has dropped the socket
+    itself after an error answers ``fileno()`` with an error, and nothing is
+    cut.
     """
     try:
         fd = connection.fileno()
