@@ -147,6 +147,11 @@ class _Refresh:
         ):
             raise InvalidRefreshToken
 
+    def access_expires_at(self, row: Any) -> int:
+        """The ``exp`` of the access token this refresh issues (the service
+        signs it with the same ``now`` and the session's expiry as cap)."""
+        return min(self.now + self.settings.access_token_expires, int(row.session_expires_at))
+
     def consume(self, conn: Any, row: Any, user: Any) -> Rotation | None:
         """Rotate ``row``'s token; ``None`` if another request consumed it first."""
         expires_at = min(self.now + self.settings.refresh_token_expires, row.session_expires_at)
@@ -156,6 +161,7 @@ class _Refresh:
             hash_refresh_token(self.successor),
             now=self.now,
             expires_at=expires_at,
+            access_expires_at=self.access_expires_at(row),
         )
         if done is None:
             raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
@@ -188,6 +194,9 @@ class _Refresh:
         # A retry answers to the same bindings as a first use: a replay from
         # another client must not pick up the successor.
         self.check_binding(row)
+        # Its access token is recorded too; revoked since the read: revoke wins.
+        if not self.store.extend_access(row.session_id, self.access_expires_at(row)):
+            return None
         return int(child.expires_at)
 
     def revoke_family(self, row: Any, on_reuse: ReuseHandler) -> NoReturn:

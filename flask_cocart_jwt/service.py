@@ -175,11 +175,14 @@ class Service:
         settings = self.settings
         identity = self.identity_of(user)
         now = int(time.time())
+        not_after = now + settings.session_max_age
         session_id, refresh, refresh_expires, evicted = self.store.create_session(
             identity,
             now=now,
             max_age=settings.session_max_age,
             idle_seconds=settings.refresh_token_expires,
+            # The exp of the token signed below, recorded with the session.
+            access_expires_at=min(now + settings.access_token_expires, not_after),
             client=client,
             max_sessions=settings.max_sessions_per_user,
         )
@@ -191,7 +194,7 @@ class Service:
             session_id,
             fresh=fresh,
             now=now,
-            not_after=now + settings.session_max_age,
+            not_after=not_after,
         )
         signals.tokens_issued.send(_app(), identity=identity, session_id=session_id)
         return TokenPair(
