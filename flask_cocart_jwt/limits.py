@@ -11,7 +11,9 @@ limit. Per-IP keys use ``request.remote_addr`` only: behind a proxy, wrap the
 app in :class:`werkzeug.middleware.proxy_fix.ProxyFix`; ``X-Forwarded-For`` is
 never read here. Per-token and per-username keys are a keyed hash (HMAC), never
 the token, its stored hash or the username; usernames are compared stripped and
-case-folded, so ``Alice`` and ``alice`` share one failure count.
+case-folded, so ``Alice`` and ``alice`` share one failure count. An access
+token is counted by its verified ``jti``, so every spelling of one token
+shares one count.
 
 While the storage is unreachable, :mod:`.storage_health` keeps one back-off
 state for it per process and checks it again at most every second.
@@ -26,6 +28,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, cast
 
@@ -286,11 +289,26 @@ class RateLimits:
         self.apply(route + "_per_ip", ip or "unknown")
 
     def limit_token(self, route: str, token: str) -> None:
-        """Hit the per-token limit of ``route`` for ``token`` (keyed hash)."""
+        """Hit the per-token limit of ``route`` for the opaque refresh token ``token``.
+
+        A refresh token is looked up by its exact string, so its spelling is
+        its identity: the key is a keyed hash of the string.
+        """
+        scope = route + "_per_token"
+        if self.configured(scope):
+            self.apply(scope, self.key("ratelimit", token))
+
+    def limit_access_token(self, route: str, claims: Mapping[str, Any]) -> None:
+        """Hit the per-token limit of ``route`` for the verified access token of ``claims``.
+
+        The key is a keyed hash of the token's ``jti``, not of its string:
+        every spelling of one token (an ECDSA signature's ``s`` replaced by
+        ``n - s`` verifies too) shares one counter.
+        """
         scope = route + "_per_token"
         # Check the limit is set before hashing: the protected-view limit is opt-in.
         if self.configured(scope):
-            self.apply(scope, self.key("ratelimit", token))
+            self.apply(scope, self.key("ratelimit-jti", str(claims["jti"])))
 
     def check_login_username(self, username: str) -> None:
         """Refuse a login for ``username`` while its failed attempts are at the limit."""

@@ -18,7 +18,7 @@ from flask import Flask
 from flask_cocart_jwt import CoCartJWT
 from flask_cocart_jwt.limits import RateLimits
 from flask_cocart_jwt.storage_health import PROBE_INTERVAL_MIN
-from tests.conftest import AuthActions, assert_error, require_server
+from tests.conftest import AuthActions, User, assert_error, require_server
 from tests.integration.proxy import TcpProxy
 from tests.support import assert_limited, current_extension, header_triple, redis_cleanup
 
@@ -118,7 +118,10 @@ def test_redis_keys_hold_no_token(make_app: Callable[..., Flask], shared_prefix:
     joined = " ".join(keys)
     for secret in (tokens["access_token"], tokens["refresh_token"], "alice"):
         assert secret not in joined
-    assert limits_of(app).key("ratelimit", tokens["access_token"]) in joined
+    with app.app_context():
+        jti = current_extension()[1].verify(tokens["access_token"])["jti"]
+    assert jti not in joined
+    assert limits_of(app).key("ratelimit-jti", jti) in joined
 
 
 # -- storage unreachable ------------------------------------------------------------
@@ -146,17 +149,22 @@ def test_unreachable_storage_reject(make_app: Callable[..., Flask]) -> None:
         COCART_JWT_LIMIT_PROTECTED_PER_TOKEN="5/minute",
     )
     client = app.test_client()
+    with app.app_context():
+        token = app.extensions["cocart_jwt"].issue_tokens(User("alice")).access_token
+    bearer = {"Authorization": f"Bearer {token}"}
     responses = [
         client.post("/auth/login", json={"username": "alice", "password": "wonderland"}),
         client.post("/auth/refresh-token", json={"refresh_token": "rt_x"}),
         client.post("/auth/validate-token", headers={"Authorization": "Bearer x.y.z"}),
         client.post("/auth/revoke", json={"refresh_token": "rt_x"}),
-        client.get("/me", headers={"Authorization": "Bearer x.y.z"}),
+        # Per-token limits count verified tokens (by jti): an invalid one is a 401 first.
+        client.get("/me", headers=bearer),
     ]
     for response in responses:
         assert_error(response, 503, "service_unavailable")
         assert response.headers["Retry-After"] == "1"  # the next health check
         assert "X-RateLimit-Limit" not in response.headers
+    assert_error(client.get("/me", headers={"Authorization": "Bearer x.y.z"}), 401, "invalid_token")
 
 
 def test_unreachable_storage_allow(make_app: Callable[..., Flask]) -> None:
