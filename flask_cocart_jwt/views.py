@@ -100,7 +100,13 @@ class TokenRoutes:
             raise InvalidRequest("The field 'refresh_token' is too long.")
         limits = self.service.limits
         if limits is not None:
-            limits.limit_token("refresh", token)
+            try:
+                limits.limit_token("refresh", token)
+            except RateLimited:
+                # A replay is detected (and its session revoked) even when its
+                # per-token limit answers 429 first.
+                self.service.revoke_if_replayed(token, request_client())
+                raise
         return jsonify(self.service.refresh(token, request_client()).to_dict())
 
     def validate_token(self) -> Response:
