@@ -83,6 +83,27 @@ def rotate(
     return _Refresh(store, token, settings, client, now).run(load_user, on_reuse)
 
 
+def revoke_if_replayed(
+    store: Store,
+    token: str,
+    *,
+    settings: Settings,
+    client: Client,
+    now: int,
+    on_reuse: ReuseHandler,
+) -> bool:
+    """Revoke the session of ``token`` if a refresh with it now would be a replay.
+
+    For a refresh refused before it runs (by its per-token limit): a replay
+    must still revoke its session at once, not when the limit lets it
+    through. Nothing is consumed, and a retry inside the reuse interval is
+    left alone, exactly as :func:`rotate` would.
+
+    :returns: whether the session was revoked (``on_reuse`` was called).
+    """
+    return _Refresh(store, token, settings, client, now).revoke_if_replayed(on_reuse)
+
+
 class _Refresh:
     """One refresh request, from the token row to its outcome."""
 
@@ -118,13 +139,31 @@ class _Refresh:
                     return rotation
         if row.used_at is None:
             row = self.row()  # lost a race: now consumed
+        retry = self.reuse(row, on_reuse)
+        user = row.identity if load_user is None else load_user(row.identity)
+        return self.outcome(row, retry, rotated=False, user=user)
+
+    def revoke_if_replayed(self, on_reuse: ReuseHandler) -> bool:
+        """Revoke the session if using the token now would be a replay; consume nothing."""
+        try:
+            row = self.row()
+            if row.used_at is not None:
+                self.reuse(row, on_reuse)
+        except RefreshTokenReused:
+            return True
+        except (InvalidRefreshToken, RefreshTokenExpired):
+            pass
+        return False
+
+    def reuse(self, row: Any, on_reuse: ReuseHandler) -> int:
+        """A consumed token used again: the successor's expiry for a retry;
+        for anything else, revoke the family."""
         if row.session_expires_at <= self.now:
             raise RefreshTokenExpired  # a dead session is not worth revoking
         retry = self.retry(row)
         if retry is None:
             self.revoke_family(row, on_reuse)
-        user = row.identity if load_user is None else load_user(row.identity)
-        return self.outcome(row, retry, rotated=False, user=user)
+        return retry
 
     def row(self, conn: Any = None) -> Any:
         """The presented token's row; unknown or revoked tokens are invalid."""

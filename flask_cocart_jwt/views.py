@@ -62,13 +62,20 @@ class TokenRoutes:
         if limits is not None:
             limits.limit_ip(route, request.remote_addr)
 
-    def _bearer_claims(self) -> dict[str, object]:
-        """The verified claims of the request's Bearer token, whose user must exist."""
+    def _bearer_claims(self, limit: str | None = None) -> dict[str, object]:
+        """The verified claims of the request's Bearer token, whose user must exist.
+
+        :param limit: the route whose per-token limit to hit (``"validate"``),
+            counted by the verified token's ``jti``, before the user is loaded.
+        """
         service = self.service
         token = access_token_from_request(service.settings)
         if token is None:
             raise MissingToken
         claims = service.verify(token)
+        limits = service.limits
+        if limit is not None and limits is not None:
+            limits.limit_access_token(limit, claims)
         service.load_user(claims["sub"])
         return claims
 
@@ -102,18 +109,19 @@ class TokenRoutes:
             raise InvalidRequest("The field 'refresh_token' is too long.")
         limits = self.service.limits
         if limits is not None:
-            limits.limit_token("refresh", token)
+            try:
+                limits.limit_token("refresh", token)
+            except RateLimited:
+                # A replay is detected (and its session revoked) even when its
+                # per-token limit answers 429 first.
+                self.service.revoke_if_replayed(token, request_client())
+                raise
         return jsonify(self.service.refresh(token, request_client()).to_dict())
 
     def validate_token(self) -> Response:
         """``POST /validate-token``: say whether the Bearer access token is valid."""
-        limits = self.service.limits
-        if limits is not None:
-            limits.limit_ip("validate", request.remote_addr)
-            token = access_token_from_request(self.service.settings)
-            if token is not None:
-                limits.apply("validate_per_token", limits.key("ratelimit", token))
-        claims = self._bearer_claims()
+        self._limit_ip("validate")
+        claims = self._bearer_claims(limit="validate")
         signals.token_validated.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             identity=claims["sub"],
