@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import unicodedata
 from typing import IO, Any
 
 from flask import request
@@ -159,6 +160,19 @@ def _basic_authorization() -> Authorization | None:
     return auth if auth is not None and auth.type == "basic" else None
 
 
+def username_field(body: dict[str, Any]) -> str:
+    """The ``username`` field: :func:`text_field`, without control characters.
+
+    NUL, the other C0 and C1 controls and DEL are refused before any callback
+    sees the name: PostgreSQL cannot store a NUL in a ``text`` column (psycopg
+    raises ``DataError``), and no username needs the others.
+    """
+    username = text_field(body, "username", max_chars=MAX_USERNAME_CHARS)
+    if any(unicodedata.category(char) == "Cc" for char in username):
+        raise InvalidRequest("The field 'username' must not contain control characters.")
+    return username
+
+
 def login_credentials() -> tuple[str, str]:
     """The username and password of a login: JSON, form fields, or HTTP Basic.
 
@@ -181,6 +195,6 @@ def login_credentials() -> tuple[str, str]:
         body = {"username": auth.username, "password": auth.password}
     else:
         raise InvalidRequest("Send the username and password as JSON, form fields or HTTP Basic.")
-    username = text_field(body, "username", max_chars=MAX_USERNAME_CHARS)
+    username = username_field(body)
     password = text_field(body, "password", max_chars=MAX_PASSWORD_CHARS)
     return username, password
