@@ -16,13 +16,14 @@ import io
 import json
 import unicodedata
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, Any, Literal, NamedTuple
 
 from flask import request
 from werkzeug.datastructures import Authorization
 
 from .config import Settings
 from .exceptions import InvalidRequest
+from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .store import Client
 
 #: The largest request body the token routes read.
@@ -30,6 +31,7 @@ MAX_BODY_BYTES = 16 * 1024
 #: The longest username and password accepted.
 MAX_USERNAME_CHARS = 255
 MAX_PASSWORD_CHARS = 1024
+_FORM = "application/x-www-form-urlencoded"
 
 
 def access_token_from_request(settings: Settings) -> str | None:
@@ -126,16 +128,22 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     return body
 
 
-def form_body() -> dict[str, str]:
+def form_body(fields: tuple[str, ...] = ()) -> dict[str, str]:
     """The request's form fields (``application/x-www-form-urlencoded`` or
     ``multipart/form-data``), parsed from a body read within the cap.
 
     File parts are left out.
 
-    :raises InvalidRequest: the body is too large.
+    :param fields: the fields that may be sent at most once (RFC 6749
+        section 3.1); the other fields are kept as their first value.
+    :raises InvalidRequest: too large, or one of ``fields`` repeated.
     """
     request_body()
-    return request.form.to_dict()
+    form = request.form
+    for name in fields:
+        if len(form.getlist(name)) > 1:
+            raise InvalidRequest(f"The field '{name}' must be sent once.")
+    return form.to_dict()
 
 
 def text_field(body: dict[str, Any], name: str, *, max_chars: int) -> str:
@@ -208,3 +216,44 @@ def login_credentials() -> tuple[str, str]:
     username = username_field(body)
     password = text_field(body, "password", max_chars=MAX_PASSWORD_CHARS)
     return username, password
+
+
+class Revocation(NamedTuple):
+    """What a ``POST /revoke`` names: the field it came in and the token."""
+
+    #: ``"token"`` (RFC 7009) or ``"refresh_token"`` (the 0.1 field).
+    field: Literal["token", "refresh_token"]
+    token: str
+
+
+def revocation_request() -> Revocation | None:
+    """The token a ``POST /revoke`` names, or ``None`` to revoke by the Bearer token.
+
+    The body is JSON or a url-encoded form (RFC 7009 section 2.1) with
+    ``token`` and an optional ``token_type_hint``, or with ``refresh_token``.
+    The hint is checked and then not needed: the form of a token tells its
+    kind. An unknown hint is ignored, as RFC 7009 says.
+
+    :raises InvalidRequest: malformed input, an empty ``token``, or both
+        ``token`` and ``refresh_token``.
+    """
+    if request.mimetype == _FORM:
+        body: dict[str, Any] = form_body(("token", "token_type_hint", "refresh_token"))
+    else:
+        body = json_body(required=False)
+    if "token" in body:
+        if "refresh_token" in body:
+            raise InvalidRequest("Send the field 'token' or 'refresh_token', not both.")
+        token = body["token"]
+        if not isinstance(token, str) or not token:
+            raise InvalidRequest("The field 'token' is required and must be a string.")
+        hint = body.get("token_type_hint")
+        if hint is not None and not isinstance(hint, str):
+            raise InvalidRequest("The field 'token_type_hint' must be a string.")
+        return Revocation("token", token)
+    if "refresh_token" in body:
+        token = body["refresh_token"]
+        if not isinstance(token, str) or not token or len(token) > MAX_REFRESH_TOKEN_CHARS:
+            raise InvalidRequest("The field 'refresh_token' must be a string.")
+        return Revocation("refresh_token", token)
+    return None

@@ -60,6 +60,7 @@ ROUTES = [
     ("/auth/login", "multipart/form-data; boundary=xyz"),
     ("/auth/refresh-token", "application/json"),
     ("/auth/revoke", "application/json"),
+    ("/auth/revoke", "application/x-www-form-urlencoded"),
 ]
 
 

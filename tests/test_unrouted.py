@@ -43,6 +43,7 @@ ROUTE_ALLOW = {
     "/auth/sessions/abc": {"DELETE", "OPTIONS"},
     "/auth/sessions/a/b": {"DELETE", "OPTIONS"},
     "/auth/jwks.json": {"GET", "HEAD", "OPTIONS"},
+    "/auth/openapi.json": {"GET", "HEAD", "OPTIONS"},
 }
 
 
