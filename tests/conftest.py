@@ -40,6 +40,7 @@ DOCUMENTED_ERRORS: dict[int, set[str]] = {
         "refresh_token_expired",
         "refresh_token_reused",
     },
+    403: {"csrf_failed"},
     404: {"not_found"},
     429: {"rate_limited"},
 }
