@@ -97,6 +97,8 @@ def _trusted_origins(value: object) -> frozenset[str]:
     origins = set()
     for origin in value:
         canonical = canonical_origin(origin) if isinstance(origin, str) else None
+        if canonical is None and isinstance(origin, str) and origin.endswith("/"):
+            canonical = canonical_origin(origin.rstrip("/"))  # the usual slip
         if canonical is None:
             raise ConfigurationError(
                 f"{key}: {origin!r} is not an origin. Write scheme://host[:port] with no "
