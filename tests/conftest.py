@@ -56,6 +56,14 @@ TOKEN_FIELDS = frozenset(
     }
 )
 
+
+@pytest.hookimpl(trylast=True)  # after any shuffling plugin
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests (``-m browser``, tests/browser) last: the slowest,
+    and the ones that need Chromium."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "COCART_JWT_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
