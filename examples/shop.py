@@ -25,7 +25,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, request, send_from_directory
+from flask import Flask, Response, abort, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,7 +110,7 @@ def _secret(app: Flask) -> str:
 def _browser_file(name: str) -> Response:
     """A file of the browser page, with a strict Content-Security-Policy."""
     mimetype = "text/html" if name.endswith(".html") else "text/javascript"
-    response = send_from_directory(BROWSER_FILES[name], name, mimetype=mimetype)
+    response = Response((BROWSER_FILES[name] / name).read_bytes(), mimetype=mimetype)
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -25,11 +25,10 @@ import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask, Response, request, send_from_directory
+from flask import Flask, Response, request
 from flask_cors import CORS
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -210,7 +209,7 @@ def _spa_app(config: dict[str, str]) -> Flask:
 
     @app.get("/<any('shop.mjs', 'client.mjs'):name>")
     def script(name: str) -> Response:
-        return send_from_directory(Path(BROWSER_FILES[name]), name, mimetype="text/javascript")
+        return Response((BROWSER_FILES[name] / name).read_bytes(), mimetype="text/javascript")
 
     return app
 
