@@ -99,10 +99,7 @@ class TokenRoutes:
             raise InvalidRequest(
                 "In cookie mode a browser sends the refresh token as a cookie, not in the body."
             )
-        token = refresh_cookie(cookies)
-        if token is not None and len(token) > MAX_REFRESH_TOKEN_CHARS:
-            raise InvalidRequest("The refresh token cookie is too long.")
-        return token
+        return refresh_cookie(cookies)
 
     # -- views ---------------------------------------------------------------
 
@@ -156,8 +153,8 @@ class TokenRoutes:
         check_origin(cookies)
         token = self._refresh_cookie_token(cookies)
         try:
-            if token is None:
-                raise InvalidRefreshToken("No refresh token cookie was sent.")
+            if token is None or len(token) > MAX_REFRESH_TOKEN_CHARS:
+                raise InvalidRefreshToken
             csrf = check_csrf_token(service.settings, cookies)
             self._limit_ip("refresh")
             limits = service.limits

@@ -301,7 +301,7 @@ def test_reuse_detection_clears(make_app: MakeApp) -> None:
     assert_error(browser.client.get("/me", headers=_bearer(login)), 401, "session_revoked")
 
 
-@pytest.mark.parametrize("failure", ["expired", "revoked", "unknown", "user_gone"])
+@pytest.mark.parametrize("failure", ["expired", "revoked", "unknown", "oversized", "user_gone"])
 def test_refresh_failures_that_end_the_session_clear(make_app: MakeApp, failure: str) -> None:
     ext = CoCartJWT()
     users = {"alice"}
@@ -314,6 +314,7 @@ def test_refresh_failures_that_end_the_session_clear(make_app: MakeApp, failure:
         "expired": "refresh_token_expired",
         "revoked": "invalid_refresh_token",
         "unknown": "invalid_refresh_token",
+        "oversized": "invalid_refresh_token",
         "user_gone": "user_not_found",
     }[failure]
     with time_machine.travel(timedelta(days=31 if failure == "expired" else 0)):
@@ -322,6 +323,9 @@ def test_refresh_failures_that_end_the_session_clear(make_app: MakeApp, failure:
                 assert ext.revoke_user("alice") == 1
         elif failure == "unknown":
             browser.client.set_cookie(REFRESH_COOKIE, "rt_" + "A" * 43, path="/auth")
+        elif failure == "oversized":  # longer than any refresh token is looked up
+            with pytest.warns(UserWarning, match="too large"):
+                browser.client.set_cookie(REFRESH_COOKIE, "rt_" + "A" * 9000, path="/auth")
         elif failure == "user_gone":
             users.clear()
         response = browser.refresh()
