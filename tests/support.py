@@ -163,12 +163,17 @@ class SetCookie:
 
 
 def set_cookies(response: Any) -> dict[str, SetCookie]:
-    """The ``Set-Cookie`` headers of ``response`` by cookie name, parsed (RFC 6265 4.1).
+    """The ``Set-Cookie`` headers of a test client ``response``, parsed."""
+    return parse_set_cookies(response.headers.getlist("Set-Cookie"))
+
+
+def parse_set_cookies(headers: list[str]) -> dict[str, SetCookie]:
+    """``Set-Cookie`` header values by cookie name, parsed (RFC 6265 4.1).
 
     A cookie set twice, or an attribute given twice, fails the test.
     """
     parsed: dict[str, SetCookie] = {}
-    for header in response.headers.getlist("Set-Cookie"):
+    for header in headers:
         pair, *attributes = header.split(";")
         name, sep, value = pair.strip().partition("=")
         assert sep == "=", header
