@@ -53,6 +53,7 @@ DEFAULTS: Mapping[str, Any] = {
     # wiring
     "COCART_JWT_URL_PREFIX": "/auth",
     "COCART_JWT_DATABASE_URI": None,
+    "COCART_JWT_OPENAPI_ROUTE": True,
     # rate limits
     "COCART_JWT_LIMIT_REFRESH_PER_IP": "10 per minute",
     "COCART_JWT_LIMIT_REFRESH_PER_TOKEN": "2 per minute",
@@ -60,6 +61,7 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_LIMIT_VALIDATE_PER_TOKEN": "10 per minute",
     "COCART_JWT_LIMIT_LOGIN_PER_IP": "10 per minute",
     "COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME": "5 per minute",
+    "COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME_GLOBAL": "100 per hour",
     "COCART_JWT_LIMIT_PROTECTED_PER_TOKEN": None,
     "COCART_JWT_LIMIT_REVOKE_PER_IP": "10 per minute",
     "COCART_JWT_RATELIMIT_ENABLED": True,
@@ -67,6 +69,7 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_RATELIMIT_STRATEGY": "moving-window",
     "COCART_JWT_RATELIMIT_ON_STORAGE_ERROR": "fallback",
     "COCART_JWT_RATELIMIT_DRAFT_HEADERS": False,
+    "COCART_JWT_RATELIMIT_IPV6_PREFIX": 64,
     # browser sessions (cookie mode, CSRF)
     "COCART_JWT_COOKIE_MODE": False,
     "COCART_JWT_REFRESH_COOKIE_NAME": None,
@@ -112,11 +115,13 @@ class Settings:
     bind_user_agent: bool
     url_prefix: str
     database_uri: str = field(repr=False)  # may carry a password
+    openapi_route: bool
     ratelimit_enabled: bool
     ratelimit_storage_uri: str = field(repr=False)  # may carry a password
     ratelimit_strategy: str
     ratelimit_on_storage_error: str
     ratelimit_draft_headers: bool
+    ratelimit_ipv6_prefix: int
     #: Cookie mode's cookies and CSRF checks; ``None`` when it is off.
     cookies: CookieSettings | None = None
 
@@ -176,6 +181,15 @@ def check_limit(key: str, value: object) -> None:
         raise ConfigurationError(
             f"{key} must be a rate-limit string such as '10 per minute', '' or None; got {value!r}."
         ) from exc
+
+
+def _ipv6_prefix(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 128:
+        raise ConfigurationError(
+            "COCART_JWT_RATELIMIT_IPV6_PREFIX must be an integer from 1 to 128 (the length "
+            f"of the IPv6 network a client is counted by); got {value!r}."
+        )
+    return value
 
 
 def _audience(value: object) -> tuple[str, ...] | None:
@@ -275,6 +289,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         bind_user_agent=_flag(merged, "COCART_JWT_BIND_USER_AGENT"),
         url_prefix=url_prefix,
         database_uri=_database_uri(merged["COCART_JWT_DATABASE_URI"], instance_path),
+        openapi_route=_flag(merged, "COCART_JWT_OPENAPI_ROUTE"),
         ratelimit_enabled=_flag(merged, "COCART_JWT_RATELIMIT_ENABLED"),
         ratelimit_storage_uri=_text(merged, "COCART_JWT_RATELIMIT_STORAGE_URI") or "memory://",
         ratelimit_strategy=_choice(merged, "COCART_JWT_RATELIMIT_STRATEGY", RATELIMIT_STRATEGIES),
@@ -282,5 +297,6 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
             merged, "COCART_JWT_RATELIMIT_ON_STORAGE_ERROR", STORAGE_ERROR_MODES
         ),
         ratelimit_draft_headers=_flag(merged, "COCART_JWT_RATELIMIT_DRAFT_HEADERS"),
+        ratelimit_ipv6_prefix=_ipv6_prefix(merged["COCART_JWT_RATELIMIT_IPV6_PREFIX"]),
         cookies=load_cookie_settings(merged, url_prefix),
     )

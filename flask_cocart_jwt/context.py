@@ -2,21 +2,22 @@
 
 The verified claims and the loaded user of the current request are kept in
 the request's record under ``g._cocart_jwt`` (see
-:mod:`flask_cocart_jwt.request_state`).
+:mod:`flask_cocart_jwt.request_state`). :func:`decode_token` is their twin for
+code that has a token but no request.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, has_request_context
+from flask import current_app, g, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .csrf import access_cookie_token, check_bound
-from .exceptions import FreshTokenRequired, MissingToken
-from .request_state import RequestState, request_state
+from .exceptions import FreshTokenRequired, InvalidToken, MissingToken
+from .request_state import G_KEY, RequestState, request_state
 from .service import service_of
-from .transport import access_token_from_request
+from .transport import access_token_from_environ
 
 
 def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[str, Any] | None:
@@ -38,15 +39,16 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     :raises RuntimeError: the extension is not initialised on the current app.
     """
     service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    current = request._get_current_object()  # type: ignore[attr-defined]
     settings = service.settings
-    token = access_token_from_request(settings)
+    token = access_token_from_environ(current.environ, settings)
     csrf_session = None
     if token is None:
         # Cookie mode's access cookie is only looked at without a header.
         found = access_cookie_token(settings) if settings.cookies is not None else None
         if found is None:
             if optional:
-                _remember(None, None)
+                _remember(current, None, None)
                 return None
             raise MissingToken
         token, csrf_session = found
@@ -58,13 +60,56 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
         check_bound(csrf_session, claims["sid"])
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
-    _remember(claims, service.load_user(claims["sub"]))
+    _remember(current, claims, service.load_user(claims["sub"]))
     return claims
 
 
-def _remember(claims: dict[str, Any] | None, user: Any) -> None:
-    state = request_state(create=True)
-    assert state is not None
+def decode_token(token: str) -> dict[str, Any]:
+    """The verified claims of an access token, outside a request.
+
+    The same strict verification as a protected view's: the signature with
+    the app's keys, the algorithm allow-list, ``exp``, ``nbf``, ``iat``,
+    ``iss``, ``aud``, the token type and the revocation of its session. It
+    does not load the user and counts against no rate limit. Use it where a
+    token arrives without a request: a WebSocket handshake, a task queue, a
+    test.
+
+    ::
+
+        with app.app_context():
+            claims = decode_token(token)
+
+    :param token: the access token (the compact JWS, without ``Bearer``).
+    :returns: the token's claims.
+    :raises InvalidToken: anything but a valid access token of this app,
+        a value that is not a string included.
+    :raises TokenExpired: a valid token past its ``exp``.
+    :raises SessionRevoked: its session was revoked.
+    :raises ServiceUnavailable: the revocation check lost its database.
+    :raises RuntimeError: outside an app context, or the extension is not
+        initialised on the current app.
+
+    .. versionadded:: 0.2
+    """
+    if not has_app_context():
+        raise RuntimeError(
+            "decode_token() needs an app context: "
+            "call it in a view or inside 'with app.app_context():'."
+        )
+    service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    if not isinstance(token, str):
+        raise InvalidToken
+    return service.verify(token)
+
+
+def _remember(current: object, claims: dict[str, Any] | None, user: Any) -> None:
+    """Keep what was verified in the record of ``current``, the request."""
+    state: RequestState | None = g.get(G_KEY)
+    if state is None or state.request is not current:
+        # No record yet for this request (one exists when a rate limit of
+        # the request was counted before the token was verified).
+        state = RequestState(current)
+        setattr(g, G_KEY, state)
     state.verified = True
     state.claims = claims
     state.user = user

@@ -10,6 +10,7 @@ included, is the contract's JSON through the app's ``error_response_loader``.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 
@@ -33,12 +34,21 @@ from .exceptions import (
     RefreshTokenReused,
     UserNotFound,
 )
+from .openapi import OPENAPI_PATH, openapi_document
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .results import TokenPair
 from .service import Service
-from .transport import access_token_from_request, json_body, login_credentials, request_client
+from .transport import (
+    access_token_from_request,
+    json_body,
+    login_credentials,
+    request_client,
+    revocation_request,
+)
 
 BLUEPRINT_NAME = "cocart_jwt"
+#: The endpoints whose responses may be cached (no token in them).
+_CACHEABLE = frozenset({f"{BLUEPRINT_NAME}.jwks", f"{BLUEPRINT_NAME}.openapi"})
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
 #: not looked up (a NUL byte is a database error on PostgreSQL).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -79,23 +89,33 @@ class TokenRoutes:
         service.load_user(claims["sub"])
         return claims
 
-    def _token_response(
-        self, body: dict[str, object], pair: TokenPair, cookies: CookieSettings | None, csrf: str
+    def _cookie_token_response(
+        self,
+        pair: TokenPair,
+        cookies: CookieSettings,
+        csrf: str,
+        extra: dict[str, object] | None = None,
     ) -> Response:
-        """The token response; for cookie transport, without ``refresh_token`` and
-        with the cookies set."""
-        if cookies is None:
-            return jsonify(body)
-        del body["refresh_token"]
+        """The token response of cookie transport: without ``refresh_token``
+        (it is in the cookie), with the cookies set; ``extra`` members never
+        replace a token field."""
+        fields = pair.to_dict()
+        body = {key: value for key, value in fields.items() if key != "refresh_token"}
+        if extra:
+            body.update((key, value) for key, value in extra.items() if key not in fields)
         response = jsonify(body)
         set_session_cookies(response, cookies, pair, csrf)
         return response
 
-    def _refresh_cookie_token(self, cookies: CookieSettings) -> str | None:
+    def _refresh_cookie_token(self, cookies: CookieSettings, *, revoke: bool) -> str | None:
         """The refresh cookie of a cookie-transport request, which must not
-        also send a token in its body."""
-        body = json_body(required=False)
-        if "refresh_token" in body or "token" in body:
+        also send a token in its body (JSON, or a form on ``/revoke``)."""
+        if revoke:
+            named = revocation_request() is not None
+        else:
+            body = json_body(required=False)
+            named = "refresh_token" in body or "token" in body
+        if named:
             raise InvalidRequest(
                 "In cookie mode a browser sends the refresh token as a cookie, not in the body."
             )
@@ -116,17 +136,19 @@ class TokenRoutes:
         self._limit_ip("login")
         username, password = login_credentials()
         if limits is not None:
-            limits.check_login_username(username)
+            limits.check_login_username(username, request.remote_addr)
         user = service.check_credentials(username, password)
         if user is None:
             if limits is not None:
-                limits.record_login_failure(username)
+                limits.record_login_failure(username, request.remote_addr)
             raise InvalidCredentials
         pair = service.issue(user, fresh=True, client=request_client())
         loader = service.callbacks.login_response_loader_callback
-        extra = loader(user) if loader is not None else {}
-        csrf = new_csrf_token(service.settings, pair.session_id) if cookies is not None else ""
-        return self._token_response({**extra, **pair.to_dict()}, pair, cookies, csrf)
+        extra = loader(user) if loader is not None else None
+        if cookies is None:
+            return pair.to_response(extra=extra)
+        csrf = new_csrf_token(service.settings, pair.session_id)
+        return self._cookie_token_response(pair, cookies, csrf, extra)
 
     def refresh_token(self) -> Response:
         """``POST /refresh-token``: rotate a refresh token into a new pair."""
@@ -151,7 +173,7 @@ class TokenRoutes:
         the cookies, a refused one (CSRF, rate limit) leaves them alone."""
         service = self.service
         check_origin(cookies)
-        token = self._refresh_cookie_token(cookies)
+        token = self._refresh_cookie_token(cookies, revoke=False)
         try:
             if token is None or len(token) > MAX_REFRESH_TOKEN_CHARS:
                 raise InvalidRefreshToken
@@ -169,7 +191,7 @@ class TokenRoutes:
             return self._ended(error, cookies)
         # The CSRF token is the session's: the same value is set again, so a
         # request of another tab that read it before this refresh still passes.
-        return self._token_response(pair.to_dict(), pair, cookies, csrf.value)
+        return self._cookie_token_response(pair, cookies, csrf.value)
 
     def _ended(self, error: AuthError, cookies: CookieSettings) -> Response:
         """The error of a request that ended its session, with the cookies cleared."""
@@ -201,18 +223,20 @@ class TokenRoutes:
     def revoke(self) -> Response:
         """``POST /revoke``: log out the session of a refresh or access token.
 
-        An unknown refresh token still answers 200 (RFC 7009).
+        RFC 7009's ``token`` (any kind) or the ``refresh_token`` field, as
+        JSON or a form; without either, the Bearer access token. A token in
+        the body that is unknown, invalid or expired still answers 200
+        (RFC 7009 section 2.2).
         """
         cookies = browser_cookies(self.service.settings)
         if cookies is not None:
             return self._revoke_cookie(cookies)
         self._limit_ip("revoke")
-        body = json_body(required=False)
-        if "refresh_token" in body:
-            token = body["refresh_token"]
-            if not isinstance(token, str) or not token or len(token) > MAX_REFRESH_TOKEN_CHARS:
-                raise InvalidRequest("The field 'refresh_token' must be a string.")
-            self.service.revoke_refresh_token(token)
+        named = revocation_request()
+        if named is not None and named.field == "token":
+            self.service.revoke_token(named.token)
+        elif named is not None:
+            self.service.revoke_refresh_token(named.token)
         else:
             claims = self._bearer_claims()
             self.service.revoke_session(str(claims["sid"]), "logout")
@@ -224,7 +248,7 @@ class TokenRoutes:
         the cookies either way."""
         service = self.service
         check_origin(cookies)
-        token = self._refresh_cookie_token(cookies)
+        token = self._refresh_cookie_token(cookies, revoke=True)
         if token is not None:
             csrf = check_csrf_token(service.settings, cookies)
             self._limit_ip("revoke")
@@ -278,11 +302,31 @@ class TokenRoutes:
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
+    def openapi(self) -> Response:
+        """``GET /openapi.json``: the OpenAPI document of these routes.
+
+        Its server URL is where the routes answer (the script root and
+        ``COCART_JWT_URL_PREFIX``), relative to the document, so that no
+        ``Host`` header finds its way into a cached copy.
+        """
+        document = openapi_document(
+            url_prefix=request.script_root + self.service.settings.url_prefix
+        )
+        # In the document's own order (openapi, info, ..., paths, components),
+        # whatever the app's JSON provider would sort.
+        response: Response = current_app.response_class(
+            json.dumps(document, separators=(",", ":")) + "\n", mimetype="application/json"
+        )
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.add_etag()
+        response.make_conditional(request)
+        return response
+
     # -- the blueprint's own hooks ------------------------------------------
 
     def no_store(self, response: Response) -> Response:
-        """``Cache-Control: no-store`` on every token response but the JWKS."""
-        if request.endpoint != f"{BLUEPRINT_NAME}.jwks":
+        """``Cache-Control: no-store`` on every response but the JWKS and the OpenAPI document."""
+        if request.endpoint not in _CACHEABLE:
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response
@@ -334,6 +378,8 @@ def create_blueprint(service: Service) -> Blueprint:
         ("/sessions/<path:session_id>", routes.delete_session, "DELETE"),
         ("/jwks.json", routes.jwks, "GET"),
     )
+    if service.settings.openapi_route:
+        table += ((OPENAPI_PATH, routes.openapi, "GET"),)
     for path, view, method in table:
         bp.add_url_rule(path, view_func=view, methods=[method], provide_automatic_options=False)
         # Other methods get the contract's JSON error, not Werkzeug's HTML 405.

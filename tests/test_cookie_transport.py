@@ -204,6 +204,12 @@ def test_a_body_token_next_to_the_cookie_is_refused(browser: BrowserActions, app
         )
         assert_error(response, 400, "invalid_request")
         assert set_cookies(response) == {}
+        # /revoke too, as JSON or as RFC 7009's form.
+        for body in ({"json": {field: other}}, {"data": {field: other}}):
+            response = browser.client.post("/auth/revoke", headers=browser.headers(), **body)
+            assert_error(response, 400, "invalid_request")
+            assert set_cookies(response) == {}
+    assert all(row["revoked_at"] is None for row in table_rows(app, "sessions"))
     (live,) = live_tokens(app, login.json["session_id"])
     assert live["parent_id"] is None  # the login's token, unused
     assert AuthActions(browser.client).refresh(other).status_code == 200

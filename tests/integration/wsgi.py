@@ -3,8 +3,10 @@
 ``gunicorn 'tests.integration.wsgi:create_app()'`` builds the example's app in
 each worker (no ``--preload``) and adds one response header, ``X-Worker-Pid``,
 so that the tests can tell which worker answered and check that every worker
-saw what they expect. Everything else is the example, configured through
-``FLASK_*`` environment variables.
+saw what they expect; with ``FLASK_TEST_PROXY_FIX=N`` the app sits behind
+Werkzeug's ``ProxyFix`` trusting ``N`` proxies, as a deployment behind nginx
+would. Everything else is the example, configured through ``FLASK_*``
+environment variables.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from examples import shop
 
@@ -27,9 +30,14 @@ def create_app() -> Flask:
     ``FLASK_TEST_REFRESH_DELAY`` (seconds) holds every refresh answer back
     after the view ran (the rotation is committed, the response not yet
     sent), so that a test can kill a worker with a request surely in flight.
+    ``FLASK_TEST_PROXY_FIX`` (a number of proxies) takes the client address
+    from ``X-Forwarded-For`` through ``ProxyFix``.
     """
     app = shop.create_app()
     inner = app.wsgi_app
+    proxies = int(app.config.get("TEST_PROXY_FIX", 0))
+    if proxies:
+        inner = ProxyFix(inner, x_for=proxies)
     delay = float(app.config.get("TEST_REFRESH_DELAY", 0))
 
     def tagged(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
