@@ -1,5 +1,6 @@
 # Two commands do all setup on a fresh machine:
-#   make demo   run the example shop API on the embedded SQLite default
+#   make demo   run the example shop API (and its browser page, http://localhost:5000/)
+#               on the embedded SQLite default
 #   make test   run the test suite (plus ruff, mypy --strict and the -W docs build)
 # Both create .venv and install the project with its dev extras on first use.
 

@@ -35,6 +35,8 @@ from .store import Client, Store
 UserLoader = Callable[[str], Any]
 #: ``on_reuse(session_id, identity)``, called after a replay revoked a session.
 ReuseHandler = Callable[[str, str], None]
+#: ``check_session(session_id)``: raises to refuse the token before anything changes.
+SessionCheck = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +70,23 @@ def rotate(
     now: int,
     load_user: UserLoader | None,
     on_reuse: ReuseHandler,
+    check_session: SessionCheck | None = None,
 ) -> Rotation:
     """Consume ``token`` and issue its successor, or answer a retry or a replay.
 
     :param load_user: called with the identity before anything is consumed
         (outside the transaction); raise to refuse the refresh.
     :param on_reuse: called after a replay revoked the session.
+    :param check_session: called with the token's session id as soon as its
+        row is read, before anything is consumed or revoked; raise to refuse
+        (cookie mode checks that the CSRF token is of this session).
     :raises InvalidRefreshToken: unknown token, revoked session, binding
         mismatch.
     :raises RefreshTokenExpired: the token or its session is past expiry.
     :raises RefreshTokenReused: a consumed token was replayed; the session
         is now revoked.
     """
-    return _Refresh(store, token, settings, client, now).run(load_user, on_reuse)
+    return _Refresh(store, token, settings, client, now, check_session).run(load_user, on_reuse)
 
 
 def revoke_if_replayed(
@@ -108,9 +114,16 @@ class _Refresh:
     """One refresh request, from the token row to its outcome."""
 
     def __init__(
-        self, store: Store, token: str, settings: Settings, client: Client, now: int
+        self,
+        store: Store,
+        token: str,
+        settings: Settings,
+        client: Client,
+        now: int,
+        check_session: SessionCheck | None,
     ) -> None:
         self.store = store
+        self.check_session = check_session
         self.settings = settings
         self.client = client
         self.now = now
@@ -170,6 +183,8 @@ class _Refresh:
         row = self.store.token_row(self.token_hash, conn)
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken
+        if self.check_session is not None:
+            self.check_session(row.session_id)
         return row
 
     def check_usable(self, row: Any) -> None:

@@ -33,7 +33,7 @@ from .limits import RateLimits
 from .refresh_tokens import looks_like_refresh_token
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
-from .rotation import revoke_if_replayed, rotate
+from .rotation import SessionCheck, revoke_if_replayed, rotate
 from .store import Client, Store
 from .tokens import decode_access_token, encode_access_token
 
@@ -206,9 +206,17 @@ class Service:
             session_id=session_id,
         )
 
-    def refresh(self, refresh_token: object, client: Client) -> TokenPair:
+    def refresh(
+        self,
+        refresh_token: object,
+        client: Client,
+        *,
+        check_session: SessionCheck | None = None,
+    ) -> TokenPair:
         """Rotate ``refresh_token`` and return the new pair.
 
+        :param check_session: called with the token's session id before
+            anything is consumed or revoked; raise to refuse the refresh.
         :raises AuthError: ``invalid_refresh_token``, ``refresh_token_expired``,
             ``refresh_token_reused`` or ``user_not_found``.
         """
@@ -225,6 +233,7 @@ class Service:
             now=now,
             load_user=self.load_user if has_loader else None,
             on_reuse=self._reuse_handler(now),
+            check_session=check_session,
         )
         access, expires_in = self._access_token(
             rotation.user,
@@ -305,14 +314,26 @@ class Service:
             self.notify_revoked(ids, reason, now)
         return len(ids)
 
-    def revoke_refresh_token(self, token: object, *, identity: str | None = None) -> bool:
-        """Revoke the session of a refresh token; ``False`` for an unknown one."""
+    def revoke_refresh_token(
+        self,
+        token: object,
+        *,
+        identity: str | None = None,
+        check_session: SessionCheck | None = None,
+    ) -> bool:
+        """Revoke the session of a refresh token; ``False`` for an unknown one.
+
+        :param check_session: called with the token's session id before it
+            is revoked; raise to refuse.
+        """
         if not looks_like_refresh_token(token):
             return False
         assert isinstance(token, str)
         found = self.store.session_of_refresh_token(token)
         if found is None or (identity is not None and found[1] != identity):
             return False
+        if check_session is not None:
+            check_session(found[0])
         return self.revoke_session(found[0], "logout")
 
     def revoke_token(self, token: str) -> bool:
