@@ -120,7 +120,7 @@ class _Refresh:
         settings: Settings,
         client: Client,
         now: int,
-        check_session: SessionCheck | None,
+        check_session: SessionCheck | None = None,
     ) -> None:
         self.store = store
         self.check_session = check_session
