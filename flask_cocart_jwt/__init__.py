@@ -20,6 +20,7 @@ from .exceptions import (
     CsrfFailed,
     FreshTokenRequired,
     InvalidCredentials,
+    InvalidDPoPProof,
     InvalidRefreshToken,
     InvalidRequest,
     InvalidToken,
@@ -32,6 +33,7 @@ from .exceptions import (
     ServiceUnavailable,
     SessionRevoked,
     TokenExpired,
+    UseDPoPNonce,
     UserNotFound,
 )
 from .extension import CoCartJWT
@@ -58,6 +60,7 @@ __all__ = [
     "CsrfFailed",
     "FreshTokenRequired",
     "InvalidCredentials",
+    "InvalidDPoPProof",
     "InvalidRefreshToken",
     "InvalidRequest",
     "InvalidToken",
@@ -72,6 +75,7 @@ __all__ = [
     "SessionRevoked",
     "TokenExpired",
     "TokenPair",
+    "UseDPoPNonce",
     "UserNotFound",
     "__version__",
     "current_user",

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from .cookie_settings import CookieSettings, load_cookie_settings
+from .dpop_settings import DPoPSettings, load_dpop_settings
 from .exceptions import ConfigurationError
 from .keys import Keyring, load_keyring
 
@@ -81,6 +82,11 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_COOKIE_SAMESITE": "Strict",
     "COCART_JWT_COOKIE_DOMAIN": None,
     "COCART_JWT_ACCESS_COOKIE": False,
+    # sender-constrained tokens (DPoP, RFC 9449)
+    "COCART_JWT_DPOP": "off",
+    "COCART_JWT_DPOP_ALGORITHMS": ("ES256", "EdDSA", "PS256", "RS256"),
+    "COCART_JWT_DPOP_MAX_AGE": timedelta(seconds=60),
+    "COCART_JWT_DPOP_NONCE": False,
 }
 
 #: The rate-limit keys, read again on every request.
@@ -127,6 +133,8 @@ class Settings:
     ratelimit_ipv6_prefix: int
     #: Cookie mode's cookies and CSRF checks; ``None`` when it is off.
     cookies: CookieSettings | None = None
+    #: DPoP's proof checks (RFC 9449); ``None`` when ``COCART_JWT_DPOP`` is ``"off"``.
+    dpop: DPoPSettings | None = None
 
 
 def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> int:
@@ -286,6 +294,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
     if header_type is None or " " in header_type:
         raise ConfigurationError("COCART_JWT_HEADER_TYPE must be one word such as 'Bearer'.")
     url_prefix = _url_prefix(merged["COCART_JWT_URL_PREFIX"])
+    leeway = _seconds(merged, "COCART_JWT_LEEWAY", allow_zero=True)
 
     return Settings(
         keyring=load_keyring(merged),
@@ -295,7 +304,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         refresh_reuse_interval=_seconds(
             merged, "COCART_JWT_REFRESH_REUSE_INTERVAL", allow_zero=True
         ),
-        leeway=_seconds(merged, "COCART_JWT_LEEWAY", allow_zero=True),
+        leeway=leeway,
         issuer=_text(merged, "COCART_JWT_ISSUER", optional=True),
         audience=_audience(merged["COCART_JWT_AUDIENCE"]),
         header_name=header_name,
@@ -319,4 +328,5 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         ratelimit_draft_headers=_flag(merged, "COCART_JWT_RATELIMIT_DRAFT_HEADERS"),
         ratelimit_ipv6_prefix=_ipv6_prefix(merged["COCART_JWT_RATELIMIT_IPV6_PREFIX"]),
         cookies=load_cookie_settings(merged, url_prefix),
+        dpop=load_dpop_settings(merged, leeway),
     )

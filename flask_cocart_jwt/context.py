@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app, g, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
 
+from .binding import bound_claims, check_unbound, dpop_access_token
 from .csrf import access_cookie_token, check_bound
 from .exceptions import FreshTokenRequired, InvalidToken, MissingToken
 from .request_state import G_KEY, RequestState, request_state
@@ -29,7 +30,9 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     The token comes from the ``Authorization`` header; with
     ``COCART_JWT_ACCESS_COOKIE``, from the access cookie when no header is
     sent, and then ``POST``, ``PUT``, ``PATCH`` and ``DELETE`` requests must
-    pass the CSRF checks (``403 csrf_failed``).
+    pass the CSRF checks (``403 csrf_failed``). With ``COCART_JWT_DPOP``, a
+    token bound to a DPoP key must come as ``Authorization: DPoP <token>``
+    with a valid ``DPoP`` proof by that key (``401 invalid_dpop_proof``).
 
     :param optional: let a request without a token through (an invalid token
         is still refused); the helpers then return ``None``.
@@ -43,16 +46,26 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     settings = service.settings
     token = access_token_from_environ(current.environ, settings)
     csrf_session = None
+    bound = False
     if token is None:
-        # Cookie mode's access cookie is only looked at without a header.
-        found = access_cookie_token(settings) if settings.cookies is not None else None
-        if found is None:
-            if optional:
-                _remember(current, None, None)
-                return None
-            raise MissingToken
-        token, csrf_session = found
-    claims = service.verify(token)
+        if service.dpop is not None:
+            token = dpop_access_token(current.environ, settings)
+            bound = token is not None
+        if token is None:
+            # Cookie mode's access cookie is only looked at without a header.
+            found = access_cookie_token(settings) if settings.cookies is not None else None
+            if found is None:
+                if optional:
+                    _remember(current, None, None)
+                    return None
+                raise MissingToken
+            token, csrf_session = found
+    if bound:
+        claims = bound_claims(service, token)
+    else:
+        claims = service.verify(token)
+        if "cnf" in claims or service.dpop is not None:
+            check_unbound(claims, service.dpop)  # a bound token needs its proof
     limits = service.limits
     if limits is not None:  # the protected-view limit is opt-in
         limits.limit_access_token("protected", claims)
@@ -82,7 +95,8 @@ def decode_token(token: str) -> dict[str, Any]:
     :param token: the access token (the compact JWS, without ``Bearer``).
     :returns: the token's claims.
     :raises InvalidToken: anything but a valid access token of this app,
-        a value that is not a string included.
+        a value that is not a string included. A token bound to a DPoP key
+        is refused too: without a request there is no proof of the key.
     :raises TokenExpired: a valid token past its ``exp``.
     :raises SessionRevoked: its session was revoked.
     :raises ServiceUnavailable: the revocation check lost its database.
@@ -99,7 +113,10 @@ def decode_token(token: str) -> dict[str, Any]:
     service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
     if not isinstance(token, str):
         raise InvalidToken
-    return service.verify(token)
+    claims = service.verify(token)
+    if "cnf" in claims:
+        raise InvalidToken
+    return claims
 
 
 def _remember(current: object, claims: dict[str, Any] | None, user: Any) -> None:

@@ -93,7 +93,8 @@ def set_session_cookies(
     _set(
         response, cookies, cookies.csrf_name, csrf_token, max_age=lifetime, path="/", httponly=False
     )
-    if cookies.access_name is not None:
+    # A DPoP-bound access token is only accepted with its proof, never from a cookie.
+    if cookies.access_name is not None and pair.token_type != "DPoP":  # noqa: S105
         _set(
             response,
             cookies,

@@ -210,6 +210,69 @@ class CsrfFailed(AuthError):
         self.reason = reason
 
 
+class InvalidDPoPProof(AuthError):
+    """The DPoP proof of a request is missing, malformed, forged, replayed or
+    made by another key than the token's (``COCART_JWT_DPOP``, RFC 9449).
+
+    Its ``WWW-Authenticate`` is the DPoP challenge with the accepted
+    algorithms: ``DPoP error="invalid_dpop_proof", algs="ES256 EdDSA ..."``.
+
+    :param algs: the accepted proof algorithms, space-separated.
+
+    .. versionadded:: 0.2
+    """
+
+    error = "invalid_dpop_proof"
+    default_message = "The DPoP proof is missing or invalid."
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int | None = None, algs: str = ""
+    ):
+        super().__init__(message, retry_after=retry_after)
+        #: The accepted proof algorithms, space-separated.
+        self.algs = algs
+
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value of this error."""
+        algs = f', algs="{self.algs}"' if self.algs else ""
+        return f'DPoP error="{self.error}"{algs}'
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The DPoP challenge instead of the Bearer one."""
+        return {**super().headers, "WWW-Authenticate": self.challenge()}
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The DPoP proof lacks the server's current nonce (``COCART_JWT_DPOP_NONCE``,
+    RFC 9449 section 8): retry with the nonce of the ``DPoP-Nonce`` header.
+
+    :param nonce: the fresh nonce, sent as ``DPoP-Nonce``.
+
+    .. versionadded:: 0.2
+    """
+
+    error = "use_dpop_nonce"
+    default_message = "The DPoP proof must carry the server's nonce: retry with DPoP-Nonce."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        algs: str = "",
+        nonce: str = "",
+    ):
+        super().__init__(message, retry_after=retry_after, algs=algs)
+        #: The nonce to use, sent as ``DPoP-Nonce``.
+        self.nonce = nonce
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The DPoP challenge and the fresh ``DPoP-Nonce``."""
+        return {**super().headers, "DPoP-Nonce": self.nonce}
+
+
 class RateLimited(AuthError):
     """A rate limit was exceeded.
 

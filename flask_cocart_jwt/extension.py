@@ -10,13 +10,16 @@ from weakref import WeakKeyDictionary
 from flask import Blueprint, Flask, current_app, has_request_context
 from sqlalchemy import MetaData
 
+from .binding import token_endpoint_jkt
 from .callbacks import Callbacks
 from .cli import cli_group
 from .config import Settings, load_settings
 from .database import close_session_quietly, embedded_engine
+from .dpop import ProofChecker
 from .exceptions import AuthError, ConfigurationError
 from .limits import RateLimits
 from .models import define_tables
+from .replay import ReplayCache
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
 from .service import EXTENSION_KEY, Service
@@ -116,7 +119,12 @@ class CoCartJWT(Callbacks):
                 store, settings.access_token_expires, margin=settings.leeway + _CLOCK_SKEW
             )
         limits = RateLimits(settings, self.limiter) if settings.ratelimit_enabled else None
-        service = Service(settings, store, revocations, limits, self)
+        dpop = None
+        if settings.dpop is not None:
+            # The replay cache lives in the rate-limit storage, limits on or off.
+            replay = ReplayCache(limits or RateLimits(settings, self.limiter))
+            dpop = ProofChecker(settings.dpop, settings.keyring, replay)
+        service = Service(settings, store, revocations, limits, self, dpop)
         blueprint = create_blueprint(service)
         _exempt_from_app_limiters(app, blueprint, self.limiter)
         if limits is not None:
@@ -167,9 +175,18 @@ class CoCartJWT(Callbacks):
         after a sign-up or a third-party login. Outside a request the session
         records no client address or user agent.
 
+        With ``COCART_JWT_DPOP``, a request that carries a valid ``DPoP``
+        proof (made for its own method and URL) gets a pair bound to the
+        proof's key, as a login would; with ``"required"``, a request without
+        one is refused. Outside a request the pair is never bound.
+
         :param fresh: mark the access token as fresh (straight from a login).
+        :raises InvalidDPoPProof: the request's proof is invalid, or missing
+            with ``COCART_JWT_DPOP = "required"``.
         """
-        return self.service.issue(user, fresh=fresh, client=_client())
+        service = self.service
+        jkt = token_endpoint_jkt(service) if has_request_context() else None
+        return service.issue(user, fresh=fresh, client=_client(), jkt=jkt)
 
     def refresh(self, refresh_token: object) -> TokenPair:
         """Rotate ``refresh_token`` and return the new pair (``POST /refresh-token``).

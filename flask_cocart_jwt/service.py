@@ -21,6 +21,7 @@ from . import signals
 from .callbacks import Callbacks
 from .config import Settings
 from .database import database_errors_as_503
+from .dpop import ProofChecker
 from .exceptions import (
     AuthError,
     InvalidRefreshToken,
@@ -73,6 +74,7 @@ class Service:
         ``COCART_JWT_REVOCATION_CHECK`` is off.
     :param limits: the rate limits; ``None`` when they are disabled.
     :param callbacks: the registry of the app's callbacks, read at each call.
+    :param dpop: the DPoP proof checks; ``None`` when ``COCART_JWT_DPOP`` is ``"off"``.
     """
 
     def __init__(
@@ -82,8 +84,10 @@ class Service:
         revocations: RevocationView | None,
         limits: RateLimits | None,
         callbacks: Callbacks,
+        dpop: ProofChecker | None = None,
     ) -> None:
         self.settings = settings
+        self.dpop = dpop
         self.store = store
         self.revocations = revocations
         self.limits = limits
@@ -154,8 +158,10 @@ class Service:
         fresh: bool,
         now: int,
         not_after: int,
+        jkt: str | None = None,
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds (capped at ``not_after``)."""
+        """A signed access token and its lifetime in seconds (capped at ``not_after``),
+        bound to the DPoP key ``jkt`` if given."""
         loader = self.callbacks.additional_claims_loader_callback
         token, signed = encode_access_token(
             self.settings,
@@ -165,13 +171,21 @@ class Service:
             now=now,
             additional_claims=loader(user) if loader is not None else None,
             not_after=not_after,
+            jkt=jkt,
         )
         return token, int(signed["exp"]) - now
 
+    def token_type(self, jkt: str | None) -> str:
+        """The ``token_type`` of a token response: ``DPoP`` for a bound pair."""
+        return "DPoP" if jkt is not None else self.settings.header_type
+
     # -- sessions ----------------------------------------------------------
 
-    def issue(self, user: Any, *, fresh: bool, client: Client) -> TokenPair:
-        """Open a session for ``user`` and return its first token pair."""
+    def issue(self, user: Any, *, fresh: bool, client: Client, jkt: str | None = None) -> TokenPair:
+        """Open a session for ``user`` and return its first token pair.
+
+        :param jkt: bind the session to this DPoP key thumbprint (a valid proof's).
+        """
         settings = self.settings
         identity = self.identity_of(user)
         now = int(time.time())
@@ -185,6 +199,7 @@ class Service:
             access_expires_at=min(now + settings.access_token_expires, not_after),
             client=client,
             max_sessions=settings.max_sessions_per_user,
+            dpop_jkt=jkt,
         )
         if evicted:
             self.notify_revoked(evicted, "max_sessions", now)
@@ -195,10 +210,11 @@ class Service:
             fresh=fresh,
             now=now,
             not_after=not_after,
+            jkt=jkt,
         )
         signals.tokens_issued.send(_app(), identity=identity, session_id=session_id)
         return TokenPair(
-            token_type=settings.header_type,
+            token_type=self.token_type(jkt),
             access_token=access,
             expires_in=expires_in,
             refresh_token=refresh,
@@ -212,13 +228,15 @@ class Service:
         client: Client,
         *,
         check_session: SessionCheck | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """Rotate ``refresh_token`` and return the new pair.
 
         :param check_session: called with the token's session id before
             anything is consumed or revoked; raise to refuse the refresh.
+        :param jkt: the thumbprint of the request's valid DPoP proof, if any.
         :raises AuthError: ``invalid_refresh_token``, ``refresh_token_expired``,
-            ``refresh_token_reused`` or ``user_not_found``.
+            ``refresh_token_reused``, ``user_not_found`` or ``invalid_dpop_proof``.
         """
         if not looks_like_refresh_token(refresh_token):
             raise InvalidRefreshToken
@@ -234,6 +252,7 @@ class Service:
             load_user=self.load_user if has_loader else None,
             on_reuse=self._reuse_handler(now),
             check_session=check_session,
+            jkt=jkt,
         )
         access, expires_in = self._access_token(
             rotation.user,
@@ -242,6 +261,7 @@ class Service:
             fresh=False,
             now=now,
             not_after=rotation.session_expires_at,
+            jkt=rotation.jkt,
         )
         signals.token_refreshed.send(
             _app(),
@@ -250,7 +270,7 @@ class Service:
             rotated=rotation.rotated,
         )
         return TokenPair(
-            token_type=self.settings.header_type,
+            token_type=self.token_type(rotation.jkt),
             access_token=access,
             expires_in=expires_in,
             refresh_token=rotation.refresh_token,
@@ -258,7 +278,9 @@ class Service:
             session_id=rotation.session_id,
         )
 
-    def revoke_if_replayed(self, refresh_token: str, client: Client) -> bool:
+    def revoke_if_replayed(
+        self, refresh_token: str, client: Client, jkt: str | None = None
+    ) -> bool:
         """Revoke the session of a refresh token whose use now would be a replay.
 
         Called when a refresh is refused before it runs (its per-token limit
@@ -277,6 +299,7 @@ class Service:
             client=client,
             now=now,
             on_reuse=self._reuse_handler(now),
+            jkt=jkt,
         )
 
     def _reuse_handler(self, now: int) -> Callable[[str, str], None]:

@@ -137,11 +137,13 @@ class Store:
         access_expires_at: int,
         client: Client,
         max_sessions: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> tuple[str, str, int, list[str]]:
         """Open a session with its first refresh token.
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with it.
+        :param dpop_jkt: bind the session to this DPoP key thumbprint.
         :returns: the session id, the refresh token, its expiry, and the ids of
             older sessions revoked to respect ``max_sessions``.
         """
@@ -162,6 +164,7 @@ class Store:
                     access_expires_at=access_expires_at,
                     ip=client.stored_ip,
                     user_agent=client.stored_user_agent,
+                    dpop_jkt=dpop_jkt,
                 )
             )
             conn.execute(
@@ -192,7 +195,7 @@ class Store:
 
         Its columns: ``id``, ``session_id``, ``expires_at``, ``used_at``,
         ``identity``, ``session_expires_at``, ``revoked_at``, ``ip``,
-        ``user_agent``.
+        ``user_agent``, ``dpop_jkt``.
 
         :param conn: read in this connection's transaction; else on a
             connection of its own.
@@ -212,11 +215,13 @@ class Store:
         now: int,
         expires_at: int,
         access_expires_at: int,
+        jkt: str | None = None,
     ) -> bool | None:
         """Mark ``row``'s token used and insert its successor, in ``conn``'s transaction.
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with the successor; recorded with the session.
+        :param jkt: bind the session to this DPoP key thumbprint if it is unbound.
         :returns: ``True`` when done; ``False`` when another request consumed
             the token first (nothing was written); ``None`` when the session
             was revoked meanwhile (the caller must roll back: revoke wins).
@@ -227,7 +232,12 @@ class Store:
             return False
         touched = conn.execute(
             statements.touch,
-            {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at},
+            {
+                "b_session": row.session_id,
+                "b_now": now,
+                "b_access": access_expires_at,
+                "b_jkt": jkt,
+            },
         )
         if touched.rowcount != 1:
             return None
@@ -329,7 +339,15 @@ class Store:
                 select(s).where(live(s, identity, now)).order_by(*newest_first(s, t))
             ).all()
         return [
-            SessionInfo(r.id, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent)
+            SessionInfo(
+                r.id,
+                r.created_at,
+                r.last_used_at,
+                r.expires_at,
+                r.ip,
+                r.user_agent,
+                dpop_bound=r.dpop_jkt is not None,
+            )
             for r in rows
         ]
 

@@ -23,6 +23,7 @@ from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
 from . import signals
+from .binding import bound_claims, check_unbound, dpop_access_token, token_endpoint_jkt
 from .cookie_settings import CookieSettings
 from .cookies import browser_cookies, clear_session_cookies, refresh_cookie, set_session_cookies
 from .csrf import check_bound, check_csrf_token, check_origin, new_csrf_token, request_access_token
@@ -84,16 +85,25 @@ class TokenRoutes:
         """The verified claims of the request's Bearer token, whose user must exist.
 
         With ``COCART_JWT_ACCESS_COOKIE``, the access cookie stands in for a
-        missing header, through the CSRF checks.
+        missing header, through the CSRF checks. With ``COCART_JWT_DPOP``, a
+        bound token comes as ``Authorization: DPoP`` with its proof.
 
         :param limit: the route whose per-token limit to hit (``"validate"``),
             counted by the verified token's ``jti``, before the user is loaded.
         """
         service = self.service
-        token, csrf_session = request_access_token(service.settings)
-        if token is None:
-            raise MissingToken
-        claims = service.verify(token)
+        bound = None
+        if service.dpop is not None:
+            bound = dpop_access_token(request.environ, service.settings)
+        csrf_session: str | None = None
+        if bound is not None:
+            claims = bound_claims(service, bound)
+        else:
+            token, csrf_session = request_access_token(service.settings)
+            if token is None:
+                raise MissingToken
+            claims = service.verify(token)
+            check_unbound(claims, service.dpop)
         limits = service.limits
         if limit is not None and limits is not None:
             limits.limit_access_token(limit, claims)
@@ -150,12 +160,13 @@ class TokenRoutes:
         username, password = login_credentials()
         if limits is not None:
             limits.check_login_username(username, request.remote_addr)
+        jkt = token_endpoint_jkt(service)  # a DPoP proof binds the new session
         user = service.check_credentials(username, password)
         if user is None:
             if limits is not None:
                 limits.record_login_failure(username, request.remote_addr)
             raise InvalidCredentials
-        pair = service.issue(user, fresh=True, client=request_client())
+        pair = service.issue(user, fresh=True, client=request_client(), jkt=jkt)
         loader = service.callbacks.login_response_loader_callback
         extra = loader(user) if loader is not None else None
         if cookies is None:
@@ -175,6 +186,7 @@ class TokenRoutes:
             raise InvalidRequest("The field 'refresh_token' is required and must be a string.")
         if len(token) > MAX_REFRESH_TOKEN_CHARS:
             raise InvalidRequest("The field 'refresh_token' is too long.")
+        jkt = token_endpoint_jkt(self.service)  # a bound session needs its key's proof
         limits = self.service.limits
         if limits is not None:
             try:
@@ -182,9 +194,9 @@ class TokenRoutes:
             except RateLimited:
                 # A replay is detected (and its session revoked) even when its
                 # per-token limit answers 429 first.
-                self.service.revoke_if_replayed(token, request_client())
+                self.service.revoke_if_replayed(token, request_client(), jkt)
                 raise
-        return jsonify(self.service.refresh(token, request_client()).to_dict())
+        return jsonify(self.service.refresh(token, request_client(), jkt=jkt).to_dict())
 
     def _refresh_from_cookie(self, cookies: CookieSettings) -> Response:
         """``POST /refresh-token`` with cookie transport: the CSRF checks, then the
@@ -198,6 +210,7 @@ class TokenRoutes:
                 raise InvalidRefreshToken
             csrf = check_csrf_token(service.settings, cookies)
             self._limit_ip("refresh")
+            jkt = token_endpoint_jkt(service)
             limits = service.limits
             if limits is not None:
                 limits.limit_token("refresh", token)
@@ -205,6 +218,7 @@ class TokenRoutes:
                 token,
                 request_client(),
                 check_session=lambda sid: check_bound(csrf.session_id, sid),
+                jkt=jkt,
             )
         except _SESSION_ENDED as error:
             return self._ended(error, cookies)
