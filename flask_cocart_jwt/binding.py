@@ -32,6 +32,7 @@ from flask import request
 from .config import Settings
 from .dpop import ProofChecker
 from .exceptions import InvalidDPoPProof, InvalidToken
+from .rotation import KeyCheck
 from .service import Service
 
 #: The authentication scheme of a bound access token (RFC 9449 section 7.1).
@@ -78,6 +79,30 @@ def token_endpoint_jkt(service: Service) -> str | None:
             )
         return None
     return _proof(checker, None)
+
+
+def revocation_key_check(service: Service) -> KeyCheck | None:
+    """What a ``/revoke`` that names a token in its body must prove.
+
+    A token of a session bound to a key revokes it only with a valid proof
+    by that key (a thief cannot log the owner out either); the proof is
+    checked here, once. ``None`` when DPoP is ``"off"``.
+
+    :raises InvalidDPoPProof: see :func:`token_endpoint_jkt`; the returned
+        check raises it for a bound session and no proof, or another key.
+    """
+    checker = service.dpop
+    if checker is None:
+        return None
+    jkt = token_endpoint_jkt(service)
+
+    def check(bound: str | None) -> None:
+        if bound is not None and (
+            jkt is None or not hmac.compare_digest(jkt.encode(), bound.encode())
+        ):
+            raise InvalidDPoPProof(algs=checker.settings.algs)
+
+    return check
 
 
 def bound_claims(service: Service, token: str) -> dict[str, Any]:

@@ -109,6 +109,11 @@ def load_dpop_settings(config: Mapping[str, Any], leeway: int) -> DPoPSettings |
         raise ConfigurationError(f"COCART_JWT_DPOP_NONCE must be True or False; got {nonce!r}.")
     if mode == "off":
         return None
+    if str(config["COCART_JWT_HEADER_TYPE"]).lower() == "dpop":
+        raise ConfigurationError(
+            "COCART_JWT_HEADER_TYPE cannot be 'DPoP' with COCART_JWT_DPOP on: DPoP is the "
+            "scheme of bound tokens. Keep 'Bearer' for unbound ones."
+        )
     return DPoPSettings(
         mode=mode, algorithms=algorithms, max_age=max_age, nonce=nonce, leeway=leeway
     )

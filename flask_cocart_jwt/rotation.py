@@ -43,6 +43,9 @@ UserLoader = Callable[[str], Any]
 ReuseHandler = Callable[[str, str], None]
 #: ``check_session(session_id)``: raises to refuse the token before anything changes.
 SessionCheck = Callable[[str], None]
+#: ``check_key(jkt)``: called with the DPoP key a session is bound to (or
+#: ``None``); raises to refuse the token before anything changes.
+KeyCheck = Callable[[str | None], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from .limits import RateLimits
 from .refresh_tokens import looks_like_refresh_token
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
-from .rotation import SessionCheck, revoke_if_replayed, rotate
+from .rotation import KeyCheck, SessionCheck, revoke_if_replayed, rotate
 from .store import Client, Store
 from .tokens import decode_access_token, encode_access_token
 
@@ -175,17 +175,10 @@ class Service:
         )
         return token, int(signed["exp"]) - now
 
-    def token_type(self, jkt: str | None) -> str:
-        """The ``token_type`` of a token response: ``DPoP`` for a bound pair."""
-        return "DPoP" if jkt is not None else self.settings.header_type
-
     # -- sessions ----------------------------------------------------------
 
     def issue(self, user: Any, *, fresh: bool, client: Client, jkt: str | None = None) -> TokenPair:
-        """Open a session for ``user`` and return its first token pair.
-
-        :param jkt: bind the session to this DPoP key thumbprint (a valid proof's).
-        """
+        """Open a session for ``user``, bound to the DPoP key ``jkt`` if given; its first pair."""
         settings = self.settings
         identity = self.identity_of(user)
         now = int(time.time())
@@ -214,7 +207,7 @@ class Service:
         )
         signals.tokens_issued.send(_app(), identity=identity, session_id=session_id)
         return TokenPair(
-            token_type=self.token_type(jkt),
+            token_type="DPoP" if jkt is not None else settings.header_type,
             access_token=access,
             expires_in=expires_in,
             refresh_token=refresh,
@@ -270,7 +263,7 @@ class Service:
             rotated=rotation.rotated,
         )
         return TokenPair(
-            token_type=self.token_type(rotation.jkt),
+            token_type="DPoP" if rotation.jkt is not None else self.settings.header_type,
             access_token=access,
             expires_in=expires_in,
             refresh_token=rotation.refresh_token,
@@ -343,11 +336,14 @@ class Service:
         *,
         identity: str | None = None,
         check_session: SessionCheck | None = None,
+        check_key: KeyCheck | None = None,
     ) -> bool:
         """Revoke the session of a refresh token; ``False`` for an unknown one.
 
         :param check_session: called with the token's session id before it
             is revoked; raise to refuse.
+        :param check_key: called with the DPoP key thumbprint the session is
+            bound to (or ``None``) before it is revoked; raise to refuse.
         """
         if not looks_like_refresh_token(token):
             return False
@@ -357,26 +353,31 @@ class Service:
             return False
         if check_session is not None:
             check_session(found[0])
+        if check_key is not None:
+            check_key(found[2])
         return self.revoke_session(found[0], "logout")
 
-    def revoke_token(self, token: str) -> bool:
+    def revoke_token(self, token: str, *, check_key: KeyCheck | None = None) -> bool:
         """Revoke the session of a refresh token or of an access token (RFC 7009).
 
         The kind of token is told by its form (a refresh token starts with
         ``rt_``, an access token is a JWS), so RFC 7009's ``token_type_hint``
         is not needed. An access token must pass :meth:`verify`: an expired,
-        forged or already revoked one revokes nothing.
+        forged or already revoked one revokes nothing. ``check_key`` is
+        called with the token's DPoP binding, as by :meth:`revoke_refresh_token`.
 
         :returns: whether a live session was revoked; ``False`` for a token
             that is unknown, invalid or expired.
         :raises ServiceUnavailable: the database is down.
         """
         if looks_like_refresh_token(token):
-            return self.revoke_refresh_token(token)
+            return self.revoke_refresh_token(token, check_key=check_key)
         try:
             claims = self.verify(token)
         except (InvalidToken, TokenExpired, SessionRevoked):
             return False
+        if check_key is not None:
+            check_key(claims.get("cnf", {}).get("jkt"))  # our own signed claims
         return self.revoke_session(str(claims["sid"]), "logout")
 
     def list_sessions(self, identity: str) -> list[SessionInfo]:

@@ -320,16 +320,16 @@ class Store:
             conn.execute(revoke.where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
         return ids
 
-    def session_of_refresh_token(self, token: str) -> tuple[str, str] | None:
-        """``(session_id, identity)`` of a refresh token, or ``None``."""
+    def session_of_refresh_token(self, token: str) -> tuple[str, str, str | None] | None:
+        """``(session_id, identity, dpop_jkt)`` of a refresh token, or ``None``."""
         s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
             row = conn.execute(
-                select(s.c.id, s.c.identity)
+                select(s.c.id, s.c.identity, s.c.dpop_jkt)
                 .join(t, t.c.session_id == s.c.id)
                 .where(t.c.token_hash == hash_refresh_token(token))
             ).first()
-        return (row.id, row.identity) if row is not None else None
+        return (row.id, row.identity, row.dpop_jkt) if row is not None else None
 
     def list_sessions(self, identity: str, *, now: int) -> list[SessionInfo]:
         """The live sessions of ``identity``, newest first."""

@@ -23,7 +23,13 @@ from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
 from . import signals
-from .binding import bound_claims, check_unbound, dpop_access_token, token_endpoint_jkt
+from .binding import (
+    bound_claims,
+    check_unbound,
+    dpop_access_token,
+    revocation_key_check,
+    token_endpoint_jkt,
+)
 from .cookie_settings import CookieSettings
 from .cookies import browser_cookies, clear_session_cookies, refresh_cookie, set_session_cookies
 from .csrf import check_bound, check_csrf_token, check_origin, new_csrf_token, request_access_token
@@ -261,10 +267,11 @@ class TokenRoutes:
             return self._revoke_cookie(cookies)
         self._limit_ip("revoke")
         named = revocation_request()
+        check_key = revocation_key_check(self.service) if named is not None else None
         if named is not None and named.field == "token":
-            self.service.revoke_token(named.token)
+            self.service.revoke_token(named.token, check_key=check_key)
         elif named is not None:
-            self.service.revoke_refresh_token(named.token)
+            self.service.revoke_refresh_token(named.token, check_key=check_key)
         else:
             claims = self._bearer_claims()
             self.service.revoke_session(str(claims["sid"]), "logout")
@@ -281,7 +288,9 @@ class TokenRoutes:
             csrf = check_csrf_token(service.settings, cookies)
             self._limit_ip("revoke")
             service.revoke_refresh_token(
-                token, check_session=lambda sid: check_bound(csrf.session_id, sid)
+                token,
+                check_session=lambda sid: check_bound(csrf.session_id, sid),
+                check_key=revocation_key_check(service),
             )
         else:
             self._limit_ip("revoke")

@@ -18,6 +18,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import PASSWORDS
@@ -167,3 +168,82 @@ class DPoPActions:
 
     def get(self, path: str, access_token: str, **kwargs: Any) -> Any:
         return self.call("GET", path, access_token, **kwargs)
+
+
+def segment(value: Any) -> str:
+    """A JWS segment: base64url of ``value`` (JSON unless bytes or str)."""
+    if isinstance(value, str):
+        value = value.encode()
+    elif not isinstance(value, bytes):
+        value = json.dumps(value, separators=(",", ":")).encode()
+    return b64url(value)
+
+
+def forge(header: Any, claims: Any, signature: bytes = b"\0" * 64) -> str:
+    """A proof with any header, claims and signature (nothing is checked)."""
+    return f"{segment(header)}.{segment(claims)}.{b64url(signature)}"
+
+
+def resign(key: ProofKey, header: Any, claims: Any) -> str:
+    """``header`` and ``claims`` signed with ``key`` exactly as given (PyJWT's
+    algorithm object, so that a header PyJWT would refuse to write is signed too)."""
+    signing_input = f"{segment(header)}.{segment(claims)}"
+    algorithm = jwt.algorithms.get_default_algorithms()[key.algorithm]
+    signature = algorithm.sign(signing_input.encode(), key.private_key)
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def claims_for(method: str, url: str, **extra: Any) -> dict[str, Any]:
+    """The claims of a proof for ``method`` ``url``."""
+    return {
+        "jti": secrets.token_urlsafe(16),
+        "htm": method,
+        "htu": url if "://" in url else BASE + url,
+        "iat": int(time.time()),
+        **extra,
+    }
+
+
+ALGS = 'algs="ES256 EdDSA PS256 RS256"'
+
+
+def assert_dpop_error(response: Any, code: str = "invalid_dpop_proof") -> None:
+    """The contract's 401 for a refused proof, with the DPoP challenge."""
+    assert response.status_code == 401, (response.status_code, response.get_data()[:300])
+    assert response.json["error"] == code, response.json
+    assert response.json["message"]
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge == f'DPoP error="{code}", {ALGS}', challenge
+
+
+class Bound:
+    """An app in DPoP mode, a key, and an access token bound to that key."""
+
+    def __init__(self, app: Flask, key: ProofKey) -> None:
+        self.app = app
+        self.client: FlaskClient = app.test_client()
+        self.key = key
+        login = self.client.post(
+            "/auth/login",
+            json={"username": "alice", "password": "wonderland"},
+            headers={"DPoP": key.proof("POST", "/auth/login")},
+        )
+        assert login.status_code == 200, login.json
+        assert login.json["token_type"] == "DPoP"
+        self.token: str = login.json["access_token"]
+
+    def header(self) -> dict[str, Any]:
+        return {"typ": "dpop+jwt", "alg": self.key.algorithm, "jwk": self.key.public_jwk}
+
+    def claims(self, **extra: Any) -> dict[str, Any]:
+        return claims_for("GET", "/me", ath=ath(self.token), **extra)
+
+    def send(self, proof: str | None, *, path: str = "/me", **kwargs: Any) -> Any:
+        headers: Any = {"Authorization": f"DPoP {self.token}"}
+        if proof is not None:
+            headers["DPoP"] = proof
+        headers = kwargs.pop("headers", headers)
+        return self.client.get(path, headers=headers, **kwargs)
+
+    def good(self, **kwargs: Any) -> str:
+        return self.key.proof("GET", "/me", access_token=self.token, **kwargs)
