@@ -59,6 +59,7 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_LIMIT_VALIDATE_PER_TOKEN": "10 per minute",
     "COCART_JWT_LIMIT_LOGIN_PER_IP": "10 per minute",
     "COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME": "5 per minute",
+    "COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME_GLOBAL": "100 per hour",
     "COCART_JWT_LIMIT_PROTECTED_PER_TOKEN": None,
     "COCART_JWT_LIMIT_REVOKE_PER_IP": "10 per minute",
     "COCART_JWT_RATELIMIT_ENABLED": True,
@@ -66,6 +67,7 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_RATELIMIT_STRATEGY": "moving-window",
     "COCART_JWT_RATELIMIT_ON_STORAGE_ERROR": "fallback",
     "COCART_JWT_RATELIMIT_DRAFT_HEADERS": False,
+    "COCART_JWT_RATELIMIT_IPV6_PREFIX": 64,
 }
 
 #: The rate-limit keys, read again on every request.
@@ -106,6 +108,7 @@ class Settings:
     ratelimit_strategy: str
     ratelimit_on_storage_error: str
     ratelimit_draft_headers: bool
+    ratelimit_ipv6_prefix: int
 
 
 def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> int:
@@ -163,6 +166,15 @@ def check_limit(key: str, value: object) -> None:
         raise ConfigurationError(
             f"{key} must be a rate-limit string such as '10 per minute', '' or None; got {value!r}."
         ) from exc
+
+
+def _ipv6_prefix(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 128:
+        raise ConfigurationError(
+            "COCART_JWT_RATELIMIT_IPV6_PREFIX must be an integer from 1 to 128 (the length "
+            f"of the IPv6 network a client is counted by); got {value!r}."
+        )
+    return value
 
 
 def _audience(value: object) -> tuple[str, ...] | None:
@@ -268,4 +280,5 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
             merged, "COCART_JWT_RATELIMIT_ON_STORAGE_ERROR", STORAGE_ERROR_MODES
         ),
         ratelimit_draft_headers=_flag(merged, "COCART_JWT_RATELIMIT_DRAFT_HEADERS"),
+        ratelimit_ipv6_prefix=_ipv6_prefix(merged["COCART_JWT_RATELIMIT_IPV6_PREFIX"]),
     )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, has_request_context
+from flask import current_app, g, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .exceptions import FreshTokenRequired, MissingToken
-from .request_state import RequestState, request_state
+from .request_state import G_KEY, RequestState, request_state
 from .service import service_of
-from .transport import access_token_from_request
+from .transport import access_token_from_environ
 
 
 def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[str, Any] | None:
@@ -32,10 +32,11 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     :raises RuntimeError: the extension is not initialised on the current app.
     """
     service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
-    token = access_token_from_request(service.settings)
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    token = access_token_from_environ(current.environ, service.settings)
     if token is None:
         if optional:
-            _remember(None, None)
+            _remember(current, None, None)
             return None
         raise MissingToken
     limits = service.limits
@@ -44,13 +45,18 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     claims = service.verify(token)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
-    _remember(claims, service.load_user(claims["sub"]))
+    _remember(current, claims, service.load_user(claims["sub"]))
     return claims
 
 
-def _remember(claims: dict[str, Any] | None, user: Any) -> None:
-    state = request_state(create=True)
-    assert state is not None
+def _remember(current: object, claims: dict[str, Any] | None, user: Any) -> None:
+    """Keep what was verified in the record of ``current``, the request."""
+    state: RequestState | None = g.get(G_KEY)
+    if state is None or state.request is not current:
+        # No record yet for this request (one exists when a rate limit of
+        # the request was counted before the token was verified).
+        state = RequestState(current)
+        setattr(g, G_KEY, state)
     state.verified = True
     state.claims = claims
     state.user = user

@@ -4,7 +4,9 @@ Every response of a request that hit a limit carries ``X-RateLimit-Limit``,
 ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (Unix time) of the most
 restrictive limit it hit, and ``Retry-After`` on a 429. With
 ``COCART_JWT_RATELIMIT_DRAFT_HEADERS`` the IETF draft's ``RateLimit-Policy``
-and ``RateLimit`` fields follow.
+and ``RateLimit`` fields follow: the policy lists every limit of the route, in
+the same order on every answer (a 429 included, which stops counting at the
+limit it breached), and ``RateLimit`` gives the state of the most restrictive.
 
 .. versionadded:: 0.1
 """
@@ -42,9 +44,11 @@ def add_headers(response: Response, *, draft: bool) -> Response:
     if top.breached and response.status_code == 429 and "Retry-After" not in headers:
         headers["Retry-After"] = str(top.retry_after(now))
     if draft:
-        ordered = sorted(usages.values(), key=restrictiveness)
+        policies = dict(state.policies)
+        for usage in usages.values():
+            policies.setdefault(usage.policy, (usage.amount, usage.window))
         headers["RateLimit-Policy"] = ", ".join(
-            f'"{u.policy}";q={u.amount};w={u.window}' for u in ordered
+            f'"{name}";q={amount};w={window}' for name, (amount, window) in policies.items()
         )
         headers["RateLimit"] = (
             f'"{top.policy}";r={top.remaining};t={max(0, math.ceil(top.reset - now))}'

@@ -9,9 +9,13 @@ Keys are namespaced by the URL prefix of the token routes, so that several
 processes or apps sharing one Redis and the same prefix enforce one global
 limit. Per-IP keys use ``request.remote_addr`` only: behind a proxy, wrap the
 app in :class:`werkzeug.middleware.proxy_fix.ProxyFix`; ``X-Forwarded-For`` is
-never read here. Per-token and per-username keys are a keyed hash (HMAC), never
-the token, its stored hash or the username; usernames are compared stripped and
-case-folded, so ``Alice`` and ``alice`` share one failure count.
+never read here. An IPv6 client is counted by its network
+(``COCART_JWT_RATELIMIT_IPV6_PREFIX``, see :mod:`.addresses`). Per-token and
+per-username keys are a keyed hash (HMAC), never the token, its stored hash or
+the username; usernames are compared stripped and case-folded, so ``Alice`` and
+``alice`` share one failure count. Failed logins are counted per username and
+client, and per username across all clients under a higher ceiling, so that a
+stranger cannot lock a user out.
 
 .. versionadded:: 0.1
 """
@@ -33,11 +37,12 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 
 from . import signals
+from .addresses import client_key
 from .config import DEFAULTS, LIMIT_KEYS, PREFIX, Settings
 from .counting import Counter, counter_for
 from .exceptions import ConfigurationError, RateLimited, ServiceUnavailable
 from .limit_headers import add_headers
-from .request_state import Usage, request_state
+from .request_state import RequestState, Usage, request_state
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,11 @@ BACKOFF_MAX = 30.0
 _LIMIT_PREFIX = PREFIX + "LIMIT_"
 #: scope -> (config key, default), e.g. "refresh_per_ip" -> COCART_JWT_LIMIT_REFRESH_PER_IP.
 _SCOPES = {k[len(_LIMIT_PREFIX) :].lower(): (k, DEFAULTS[k]) for k in LIMIT_KEYS}
+#: route -> its scopes, in the order of the config keys: "login" -> ("login_per_ip", ...).
+_ROUTE_SCOPES = {
+    route: tuple(scope for scope in _SCOPES if scope.partition("_")[0] == route)
+    for route in {scope.partition("_")[0] for scope in _SCOPES}
+}
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix")
 
 
@@ -87,6 +97,7 @@ class RateLimits:
         self._invalid: set[str] = set()
         self.on_storage_error = settings.ratelimit_on_storage_error
         self.draft_headers = settings.ratelimit_draft_headers
+        self.ipv6_prefix = settings.ratelimit_ipv6_prefix
         self._derive = settings.keyring.derive
         self._strategy = settings.ratelimit_strategy
         self._limiter = limiter
@@ -251,6 +262,8 @@ class RateLimits:
     ) -> Usage | None:
         state = request_state(create=True)
         assert state is not None
+        if self.draft_headers and scope not in state.policies:
+            self._declare_route(state, scope)
         usages = state.usages
         identifiers = (KEY_NAMESPACE, self.namespace, scope, subject)
         count = self._counters.get(limiter)
@@ -258,7 +271,7 @@ class RateLimits:
             count = self._counters.setdefault(limiter, counter_for(limiter))
         for index, item in enumerate(items):
             allowed, stats = count(item, identifiers, consume)
-            policy = scope if index == 0 else f"{scope}_{index}"
+            policy = policy_name(scope, index)
             usage = Usage(
                 policy,
                 item.amount,
@@ -272,11 +285,28 @@ class RateLimits:
                 return usage
         return None
 
+    def _declare_route(self, state: RequestState, scope: str) -> None:
+        """Record every limit of ``scope``'s route for the ``RateLimit-Policy`` field.
+
+        A request stops counting at the first limit it breaches, but its
+        answer lists the route's policies as every other answer does.
+        """
+        config = current_app.config
+        for each in _ROUTE_SCOPES[scope.partition("_")[0]]:
+            key, default = _SCOPES[each]
+            value = config.get(key, default)
+            for index, item in enumerate(self._items(key, value) if value else ()):
+                state.policies[policy_name(each, index)] = (item.amount, item.get_expiry())
+
     # -- the token routes' limits --------------------------------------------
+
+    def client(self, ip: str | None) -> str:
+        """The per-IP key of the client at ``ip``: IPv6 grouped by prefix."""
+        return client_key(ip, self.ipv6_prefix)
 
     def limit_ip(self, route: str, ip: str | None) -> None:
         """Hit the per-IP limit of ``route`` (``"login"``, ``"refresh"``...)."""
-        self.apply(route + "_per_ip", ip or "unknown")
+        self.apply(route + "_per_ip", self.client(ip))
 
     def limit_token(self, route: str, token: str) -> None:
         """Hit the per-token limit of ``route`` for ``token`` (keyed hash)."""
@@ -285,23 +315,38 @@ class RateLimits:
         if self.configured(scope):
             self.apply(scope, self.key("ratelimit", token))
 
-    def check_login_username(self, username: str) -> None:
-        """Refuse a login for ``username`` while its failed attempts are at the limit."""
-        self.apply("login_failures_per_username", self._username_key(username), consume=False)
+    def check_login_username(self, username: str, ip: str | None) -> None:
+        """Refuse a login for ``username`` while its failed attempts are at a limit.
 
-    def record_login_failure(self, username: str) -> None:
-        """Count a failed login for ``username``."""
-        # A concurrent failure may breach the limit here: this attempt has
-        # failed already, and the next one is refused.
-        with contextlib.suppress(RateLimited):
-            self.apply("login_failures_per_username", self._username_key(username))
+        The failures of ``username`` from the client at ``ip``, and from every
+        client (the global ceiling), are checked without being counted.
+        """
+        for scope, subject in self._login_failure_keys(username, ip):
+            self.apply(scope, subject, consume=False)
 
-    def _username_key(self, username: str) -> str:
-        return self.key("ratelimit-username", username.strip().casefold())
+    def record_login_failure(self, username: str, ip: str | None) -> None:
+        """Count a failed login for ``username`` from the client at ``ip``."""
+        for scope, subject in self._login_failure_keys(username, ip):
+            # A concurrent failure may breach the limit here: this attempt has
+            # failed already, and the next one is refused.
+            with contextlib.suppress(RateLimited):
+                self.apply(scope, subject)
+
+    def _login_failure_keys(self, username: str, ip: str | None) -> tuple[tuple[str, str], ...]:
+        user = self.key("ratelimit-username", username.strip().casefold())
+        return (
+            ("login_failures_per_username", f"{user}@{self.client(ip)}"),
+            ("login_failures_per_username_global", user),
+        )
 
     def add_headers(self, response: Response) -> Response:
         """The ``after_request`` hook: headers of the limits the request hit."""
         return add_headers(response, draft=self.draft_headers)
+
+
+def policy_name(scope: str, index: int) -> str:
+    """The name of the ``index``-th limit of ``scope`` in the headers: ``scope``, ``scope_1``..."""
+    return scope if index == 0 else f"{scope}_{index}"
 
 
 def _own_storage(uri: str) -> Storage:

@@ -39,7 +39,7 @@ class Usage:
 class RequestState:
     """The extension's record of one request."""
 
-    __slots__ = ("claims", "request", "usages", "user", "verified")
+    __slots__ = ("claims", "policies", "request", "usages", "user", "verified")
 
     def __init__(self, current: object) -> None:
         #: The request this record describes.
@@ -52,6 +52,9 @@ class RequestState:
         self.user: Any = None
         #: The rate limits hit by the request, by policy name.
         self.usages: dict[str, Usage] = {}
+        #: Every rate limit of the routes the request reached, hit or not:
+        #: policy name -> (amount, window in seconds), in the routes' order.
+        self.policies: dict[str, tuple[int, int]] = {}
 
 
 def request_state(*, create: bool = False) -> RequestState | None:

@@ -71,11 +71,11 @@ class TokenRoutes:
         self._limit_ip("login")
         username, password = login_credentials()
         if limits is not None:
-            limits.check_login_username(username)
+            limits.check_login_username(username, request.remote_addr)
         user = service.check_credentials(username, password)
         if user is None:
             if limits is not None:
-                limits.record_login_failure(username)
+                limits.record_login_failure(username, request.remote_addr)
             raise InvalidCredentials
         pair = service.issue(user, fresh=True, client=request_client())
         loader = service.callbacks.login_response_loader_callback

@@ -60,6 +60,7 @@ def test_defaults(tmp_path: Any) -> None:
     assert settings.database_uri.startswith("sqlite:///")
     assert settings.database_uri.endswith("cocart_jwt.sqlite3")
     assert DEFAULTS["COCART_JWT_LIMIT_PROTECTED_PER_TOKEN"] is None
+    assert settings.ratelimit_ipv6_prefix == 64
     assert SECRET not in repr(settings)
 
 
@@ -258,6 +259,18 @@ def test_good_limit_strings(make_app: MakeApp, value: Any) -> None:
 def test_ill_typed_values(make_app: MakeApp, key: str, value: Any) -> None:
     with pytest.raises(ConfigurationError, match=key):
         make_app(**{key: value})
+
+
+@pytest.mark.parametrize("value", [0, 129, -64, "64", True, 64.0, None])
+def test_ipv6_prefix_is_a_prefix_length(make_app: MakeApp, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="COCART_JWT_RATELIMIT_IPV6_PREFIX"):
+        make_app(COCART_JWT_RATELIMIT_IPV6_PREFIX=value)
+
+
+@pytest.mark.parametrize("value", [1, 48, 64, 128])
+def test_ipv6_prefix_lengths(tmp_path: Any, value: int) -> None:
+    config = {"COCART_JWT_SECRET_KEY": SECRET, "COCART_JWT_RATELIMIT_IPV6_PREFIX": value}
+    assert load_settings(config, str(tmp_path)).ratelimit_ipv6_prefix == value
 
 
 def test_second_init_app_raises(make_app: MakeApp) -> None:

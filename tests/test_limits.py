@@ -18,7 +18,7 @@ from flask import Flask, jsonify
 
 from flask_cocart_jwt import CoCartJWT, ConfigurationError, rate_limit_exceeded
 from flask_cocart_jwt.limits import RateLimits, parse_limit
-from tests.conftest import AuthActions, assert_error, require_server
+from tests.conftest import PASSWORDS, AuthActions, assert_error, require_server
 from tests.support import assert_limited, current_extension, header_triple, redis_cleanup
 
 START = 1_900_000_000.0
@@ -34,6 +34,23 @@ class Limited:
 
     def validate(self, token: str, **kwargs: Any) -> Any:
         return self.auth.post(f"{self.prefix}/validate-token", token, **kwargs)
+
+    def login_from(self, ip: str, username: str = "alice", password: str | None = None) -> Any:
+        """Log in as a client at ``ip`` (``request.remote_addr``)."""
+        password = PASSWORDS.get(username, "x") if password is None else password
+        return self.auth.client.post(
+            f"{self.prefix}/login",
+            json={"username": username, "password": password},
+            environ_base={"REMOTE_ADDR": ip},
+        )
+
+    def revoke_from(self, ip: str) -> Any:
+        """``POST /revoke`` of an unknown refresh token as a client at ``ip``."""
+        return self.auth.client.post(
+            f"{self.prefix}/revoke",
+            json={"refresh_token": "rt_unknown"},
+            environ_base={"REMOTE_ADDR": ip},
+        )
 
     def limits(self) -> RateLimits:
         with self.app.app_context():
@@ -181,6 +198,62 @@ def test_login_failures_per_username(limited: Callable[..., Limited], clock: Any
     assert t.auth.login("alice").status_code == 200
 
 
+def test_a_stranger_cannot_lock_a_user_out(limited: Callable[..., Limited], clock: Any) -> None:
+    t = limited(COCART_JWT_LIMIT_LOGIN_PER_IP="100/minute")
+    attacker, user = "203.0.113.66", "198.51.100.7"
+    for _ in range(5):
+        assert_error(t.login_from(attacker, password="guess"), 401, "invalid_credentials")
+    # the attacker's address is throttled for alice, even with her password ...
+    assert_limited(t.login_from(attacker, password="guess"))
+    assert_limited(t.login_from(attacker))
+    # ... but alice, from her own address, still logs in
+    assert t.login_from(user).status_code == 200
+    # and her own failures are counted apart from the attacker's
+    for left in range(4, -1, -1):
+        response = t.login_from(user, password="typo")
+        assert_error(response, 401, "invalid_credentials")
+        assert header_triple(response)[:2] == (5, left)
+    assert_limited(t.login_from(user))
+    # other users are not affected at the attacker's address
+    assert t.login_from(attacker, "bob").status_code == 200
+
+
+def test_login_failures_per_username_global_ceiling(
+    limited: Callable[..., Limited], clock: Any
+) -> None:
+    t = limited(
+        COCART_JWT_LIMIT_LOGIN_PER_IP="100/minute",
+        COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME_GLOBAL="8 per hour",
+    )
+    # a distributed guess: four addresses, two failures each, under the per-address limit
+    for i in range(8):
+        response = t.login_from(f"203.0.113.{i // 2}", password="guess")
+        assert_error(response, 401, "invalid_credentials")
+    # the ceiling across addresses now refuses alice everywhere, for the hour
+    seen: list[str] = []
+    with rate_limit_exceeded.connected_to(lambda _s, **kw: seen.append(kw["scope"]), t.app):
+        blocked = t.login_from("198.51.100.7")
+    assert_limited(blocked, 3600)
+    assert seen == ["login_failures_per_username_global"]
+    assert t.login_from("198.51.100.7", "bob").status_code == 200
+    clock.shift(3601)
+    assert t.login_from("198.51.100.7").status_code == 200
+
+
+def test_global_login_failure_ceiling_defaults_to_100_per_hour(
+    limited: Callable[..., Limited], clock: Any
+) -> None:
+    t = limited(COCART_JWT_LIMIT_LOGIN_PER_IP="", COCART_JWT_RATELIMIT_DRAFT_HEADERS=True)
+    for i in range(100):
+        response = t.login_from(f"10.0.{i // 4}.1", password="guess")
+        assert_error(response, 401, "invalid_credentials")
+    assert_limited(t.login_from("10.1.0.1"), 3600)
+    assert (
+        '"login_failures_per_username_global";q=100;w=3600'
+        in (response.headers["RateLimit-Policy"])
+    )
+
+
 def test_revoke_per_ip_default(limited: Callable[..., Limited]) -> None:
     t = limited()
     for _ in range(10):
@@ -221,6 +294,7 @@ def test_defaults_match_the_spec() -> None:
         "COCART_JWT_LIMIT_VALIDATE_PER_TOKEN": "10 per minute",
         "COCART_JWT_LIMIT_LOGIN_PER_IP": "10 per minute",
         "COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME": "5 per minute",
+        "COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME_GLOBAL": "100 per hour",
         "COCART_JWT_LIMIT_PROTECTED_PER_TOKEN": None,
         "COCART_JWT_LIMIT_REVOKE_PER_IP": "10 per minute",
         "COCART_JWT_RATELIMIT_ENABLED": True,
@@ -228,6 +302,7 @@ def test_defaults_match_the_spec() -> None:
         "COCART_JWT_RATELIMIT_STRATEGY": "moving-window",
         "COCART_JWT_RATELIMIT_ON_STORAGE_ERROR": "fallback",
         "COCART_JWT_RATELIMIT_DRAFT_HEADERS": False,
+        "COCART_JWT_RATELIMIT_IPV6_PREFIX": 64,
     }
 
 
@@ -277,6 +352,42 @@ def test_draft_headers(limited: Callable[..., Limited], clock: Any) -> None:
     )
     assert response.headers["RateLimit"] == '"validate_per_ip";r=1;t=60'
     assert "RateLimit" not in limited().validate(token).headers
+
+
+@pytest.mark.parametrize(
+    ("route", "config", "policies"),
+    [
+        (
+            "validate",
+            {"COCART_JWT_LIMIT_VALIDATE_PER_IP": "1/minute;50/hour"},
+            '"validate_per_ip";q=1;w=60, "validate_per_ip_1";q=50;w=3600, '
+            '"validate_per_token";q=10;w=60',
+        ),
+        (
+            "login",
+            {"COCART_JWT_LIMIT_LOGIN_PER_IP": "1/minute"},
+            '"login_per_ip";q=1;w=60, "login_failures_per_username";q=5;w=60, '
+            '"login_failures_per_username_global";q=100;w=3600',
+        ),
+    ],
+)
+def test_a_429_lists_the_same_policies_as_a_200(
+    limited: Callable[..., Limited], route: str, config: dict[str, str], policies: str
+) -> None:
+    t = limited(COCART_JWT_RATELIMIT_DRAFT_HEADERS=True, **config)
+    if route == "validate":
+        token = t.auth.tokens()["access_token"]
+        send = lambda: t.validate(token)  # noqa: E731
+    else:
+        send = lambda: t.auth.login()  # noqa: E731
+    allowed = send()
+    assert allowed.status_code == 200
+    blocked = send()
+    assert_limited(blocked)
+    assert blocked.headers["RateLimit-Policy"] == policies
+    assert allowed.headers["RateLimit-Policy"] == policies
+    # the RateLimit field names the breached limit
+    assert blocked.headers["RateLimit"].startswith(f'"{route}_per_ip";r=0;')
 
 
 def test_no_headers_without_draft_flag_and_on_other_routes(
@@ -396,6 +507,49 @@ def test_spoofed_x_forwarded_for_does_not_change_the_key(
         environ_base={"REMOTE_ADDR": "198.51.100.7"},
     )
     assert other.status_code == 200
+
+
+def test_ipv6_clients_are_counted_per_64_prefix(limited: Callable[..., Limited]) -> None:
+    t = limited(COCART_JWT_LIMIT_REVOKE_PER_IP="3/minute")
+    rotating = ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:DB8:1:2:a:b:c:d"]
+    for address in rotating:
+        assert t.revoke_from(address).status_code == 200
+    assert_limited(t.revoke_from("2001:db8:1:2:1234::5"))
+    # the next /64 is another client
+    assert t.revoke_from("2001:db8:1:3::1").status_code == 200
+
+
+def test_ipv6_prefix_is_configurable(limited: Callable[..., Limited]) -> None:
+    wide = limited(COCART_JWT_LIMIT_REVOKE_PER_IP="2/minute", COCART_JWT_RATELIMIT_IPV6_PREFIX=48)
+    assert wide.revoke_from("2001:db8:1:2::1").status_code == 200
+    assert wide.revoke_from("2001:db8:1:3::1").status_code == 200
+    assert_limited(wide.revoke_from("2001:db8:1:ffff::1"))
+    assert wide.revoke_from("2001:db8:2::1").status_code == 200
+    exact = limited(COCART_JWT_LIMIT_REVOKE_PER_IP="1/minute", COCART_JWT_RATELIMIT_IPV6_PREFIX=128)
+    assert exact.revoke_from("2001:db8::1").status_code == 200
+    assert exact.revoke_from("2001:db8::2").status_code == 200
+    assert_limited(exact.revoke_from("2001:db8::1"))
+
+
+def test_ipv4_and_ipv4_mapped_clients_share_a_counter(limited: Callable[..., Limited]) -> None:
+    t = limited(COCART_JWT_LIMIT_REVOKE_PER_IP="2/minute")
+    assert t.revoke_from("198.51.100.7").status_code == 200
+    assert t.revoke_from("::ffff:198.51.100.7").status_code == 200
+    assert_limited(t.revoke_from("198.51.100.7"))
+    # IPv4 addresses are not grouped: the neighbour is another client
+    assert t.revoke_from("198.51.100.8").status_code == 200
+
+
+def test_login_failures_per_address_use_the_ipv6_prefix(limited: Callable[..., Limited]) -> None:
+    t = limited(
+        COCART_JWT_LIMIT_LOGIN_PER_IP="", COCART_JWT_LIMIT_LOGIN_FAILURES_PER_USERNAME="2/minute"
+    )
+    for host in (1, 2):
+        assert_error(
+            t.login_from(f"2001:db8:5:6::{host}", password="guess"), 401, "invalid_credentials"
+        )
+    assert_limited(t.login_from("2001:db8:5:6::3"))
+    assert t.login_from("2001:db8:5:7::1").status_code == 200
 
 
 def test_per_token_keys_are_keyed_hashes(make_app: Callable[..., Flask]) -> None:

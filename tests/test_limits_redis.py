@@ -108,6 +108,7 @@ def test_redis_keys_hold_no_token(make_app: Callable[..., Flask], shared_prefix:
     assert scopes == {
         "login_per_ip",
         "login_failures_per_username",
+        "login_failures_per_username_global",
         "validate_per_ip",
         "validate_per_token",
         "refresh_per_ip",

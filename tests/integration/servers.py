@@ -268,9 +268,13 @@ def call(
     body: Any = None,
     token: str | None = None,
     timeout: float = 15.0,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Reply:
-    """Send one request on a connection of its own and read the JSON answer."""
-    headers = {"Connection": "close"}
+    """Send one request on a connection of its own and read the JSON answer.
+
+    :param extra_headers: more request headers, e.g. ``X-Forwarded-For``.
+    """
+    headers = {"Connection": "close", **(extra_headers or {})}
     data = None
     if body is not None:
         data = json.dumps(body).encode()

@@ -3,10 +3,12 @@
 ``gunicorn 'tests.integration.wsgi:create_app()'`` builds the example shop in
 each worker (no ``--preload``) and adds one response header, ``X-Worker-Pid``,
 so that the tests can tell which worker answered and check that every worker
-saw what they expect. Everything else is the example, configured through
-``FLASK_*`` environment variables. Like the example, it never touches the
-database when it starts: the tests run the shop's init step (``flask
-init-db``) once before the workers start (``servers.init_database``).
+saw what they expect; with ``FLASK_TEST_PROXY_FIX=N`` the app sits behind
+Werkzeug's ``ProxyFix`` trusting ``N`` proxies, as a deployment behind nginx
+would. Everything else is the example, configured through ``FLASK_*``
+environment variables. Like the example, it never touches the database when
+it starts: the tests run the shop's init step (``flask init-db``) once before
+the workers start (``servers.init_database``).
 
 ``gunicorn 'tests.integration.wsgi:create_embedded_app()'`` serves the minimal
 example instead, whose tokens live in the extension's own database
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Config, Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from examples import minimal, shop
 
@@ -34,8 +37,13 @@ def create_app() -> Flask:
     ``FLASK_TEST_REFRESH_DELAY`` (seconds) holds every refresh answer back
     after the view ran (the rotation is committed, the response not yet
     sent), so that a test can kill a worker with a request surely in flight.
+    ``FLASK_TEST_PROXY_FIX`` (a number of proxies) takes the client address
+    from ``X-Forwarded-For`` through ``ProxyFix``.
     """
     app = shop.create_app()
+    proxies = int(app.config.get("TEST_PROXY_FIX", 0))
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     _tag(app, delay=float(app.config.get("TEST_REFRESH_DELAY", 0)))
     return app
 
