@@ -32,6 +32,7 @@ from flask import Flask, abort, jsonify, request
 from flask.cli import with_appcontext
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, String
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -157,6 +158,25 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/products")
     def products() -> Any:
         return jsonify(products=list(PRODUCTS.values()))
+
+    @app.post("/signup")
+    def signup() -> Any:
+        body = request.get_json(silent=True)
+        username = body.get("username") if isinstance(body, dict) else None
+        password = body.get("password") if isinstance(body, dict) else None
+        if not isinstance(username, str) or not 0 < len(username) <= 80:
+            return jsonify(error="invalid_request", message="username must be 1 to 80 chars."), 400
+        if not isinstance(password, str) or not 12 <= len(password) <= 1024:
+            return jsonify(error="invalid_request", message="password must be 12+ chars."), 400
+        user = User(username=username, email="", password_hash=generate_password_hash(password))
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:  # the username is taken
+            db.session.rollback()
+            return jsonify(error="conflict", message="That username is taken."), 409
+        # Log the new user in: the same body and no-store headers as POST /auth/login.
+        return cocart_jwt.issue_tokens(user).to_response(201, extra=login_extra(user))
 
     @app.get("/cart")
     @jwt_required

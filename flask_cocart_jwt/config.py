@@ -52,6 +52,7 @@ DEFAULTS: Mapping[str, Any] = {
     # wiring
     "COCART_JWT_URL_PREFIX": "/auth",
     "COCART_JWT_DATABASE_URI": None,
+    "COCART_JWT_OPENAPI_ROUTE": True,
     # rate limits
     "COCART_JWT_LIMIT_REFRESH_PER_IP": "10 per minute",
     "COCART_JWT_LIMIT_REFRESH_PER_TOKEN": "2 per minute",
@@ -103,6 +104,7 @@ class Settings:
     bind_user_agent: bool
     url_prefix: str
     database_uri: str = field(repr=False)  # may carry a password
+    openapi_route: bool
     ratelimit_enabled: bool
     ratelimit_storage_uri: str = field(repr=False)  # may carry a password
     ratelimit_strategy: str
@@ -273,6 +275,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         bind_user_agent=_flag(merged, "COCART_JWT_BIND_USER_AGENT"),
         url_prefix=_url_prefix(merged["COCART_JWT_URL_PREFIX"]),
         database_uri=_database_uri(merged["COCART_JWT_DATABASE_URI"], instance_path),
+        openapi_route=_flag(merged, "COCART_JWT_OPENAPI_ROUTE"),
         ratelimit_enabled=_flag(merged, "COCART_JWT_RATELIMIT_ENABLED"),
         ratelimit_storage_uri=_text(merged, "COCART_JWT_RATELIMIT_STORAGE_URI") or "memory://",
         ratelimit_strategy=_choice(merged, "COCART_JWT_RATELIMIT_STRATEGY", RATELIMIT_STRATEGIES),

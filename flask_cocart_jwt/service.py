@@ -21,7 +21,14 @@ from . import signals
 from .callbacks import Callbacks
 from .config import Settings
 from .database import database_errors_as_503
-from .exceptions import AuthError, InvalidRefreshToken, SessionRevoked, UserNotFound
+from .exceptions import (
+    AuthError,
+    InvalidRefreshToken,
+    InvalidToken,
+    SessionRevoked,
+    TokenExpired,
+    UserNotFound,
+)
 from .limits import RateLimits
 from .refresh_tokens import looks_like_refresh_token
 from .results import SessionInfo, TokenPair
@@ -278,6 +285,26 @@ class Service:
         if found is None or (identity is not None and found[1] != identity):
             return False
         return self.revoke_session(found[0], "logout")
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke the session of a refresh token or of an access token (RFC 7009).
+
+        The kind of token is told by its form (a refresh token starts with
+        ``rt_``, an access token is a JWS), so RFC 7009's ``token_type_hint``
+        is not needed. An access token must pass :meth:`verify`: an expired,
+        forged or already revoked one revokes nothing.
+
+        :returns: whether a live session was revoked; ``False`` for a token
+            that is unknown, invalid or expired.
+        :raises ServiceUnavailable: the database is down.
+        """
+        if looks_like_refresh_token(token):
+            return self.revoke_refresh_token(token)
+        try:
+            claims = self.verify(token)
+        except (InvalidToken, TokenExpired, SessionRevoked):
+            return False
+        return self.revoke_session(str(claims["sid"]), "logout")
 
     def list_sessions(self, identity: str) -> list[SessionInfo]:
         """The live sessions of ``identity``, newest first."""

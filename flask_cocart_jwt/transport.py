@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from flask import request
 from werkzeug.datastructures import Authorization
 
 from .config import Settings
 from .exceptions import InvalidRequest
+from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .store import Client
 
 #: The largest request body the token routes read.
@@ -25,6 +26,7 @@ MAX_BODY_BYTES = 16 * 1024
 #: The longest username and password accepted.
 MAX_USERNAME_CHARS = 255
 MAX_PASSWORD_CHARS = 1024
+_FORM = "application/x-www-form-urlencoded"
 
 
 def access_token_from_request(settings: Settings) -> str | None:
@@ -137,3 +139,61 @@ def login_credentials() -> tuple[str, str]:
     username = text_field(body, "username", max_chars=MAX_USERNAME_CHARS)
     password = text_field(body, "password", max_chars=MAX_PASSWORD_CHARS)
     return username, password
+
+
+def form_body(fields: tuple[str, ...]) -> dict[str, str]:
+    """The request's ``application/x-www-form-urlencoded`` body.
+
+    :param fields: the fields that may be sent at most once (RFC 6749
+        section 3.1); the other fields are kept as their first value.
+    :raises InvalidRequest: too large, or one of ``fields`` repeated.
+    """
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise InvalidRequest("The request body is too large.")
+    form = request.form
+    for name in fields:
+        if len(form.getlist(name)) > 1:
+            raise InvalidRequest(f"The field '{name}' must be sent once.")
+    return form.to_dict()
+
+
+class Revocation(NamedTuple):
+    """What a ``POST /revoke`` names: the field it came in and the token."""
+
+    #: ``"token"`` (RFC 7009) or ``"refresh_token"`` (the 0.1 field).
+    field: Literal["token", "refresh_token"]
+    token: str
+
+
+def revocation_request() -> Revocation | None:
+    """The token a ``POST /revoke`` names, or ``None`` to revoke by the Bearer token.
+
+    The body is JSON or a url-encoded form (RFC 7009 section 2.1) with
+    ``token`` and an optional ``token_type_hint``, or with ``refresh_token``.
+    The hint is checked and then not needed: the form of a token tells its
+    kind. An unknown hint is ignored, as RFC 7009 says.
+
+    :raises InvalidRequest: malformed input, an empty ``token``, or both
+        ``token`` and ``refresh_token``.
+    """
+    if request.mimetype == _FORM:
+        body: dict[str, Any] = form_body(("token", "token_type_hint", "refresh_token"))
+    else:
+        body = json_body(required=False)
+    if "token" in body:
+        if "refresh_token" in body:
+            raise InvalidRequest("Send the field 'token' or 'refresh_token', not both.")
+        token = body["token"]
+        if not isinstance(token, str) or not token:
+            raise InvalidRequest("The field 'token' is required and must be a string.")
+        hint = body.get("token_type_hint")
+        if hint is not None and not isinstance(hint, str):
+            raise InvalidRequest("The field 'token_type_hint' must be a string.")
+        return Revocation("token", token)
+    if "refresh_token" in body:
+        token = body["refresh_token"]
+        if not isinstance(token, str) or not token or len(token) > MAX_REFRESH_TOKEN_CHARS:
+            raise InvalidRequest("The field 'refresh_token' must be a string.")
+        return Revocation("refresh_token", token)
+    return None

@@ -10,6 +10,7 @@ included, is the contract's JSON through the app's ``error_response_loader``.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 
@@ -25,11 +26,20 @@ from .exceptions import (
     NotFound,
     RateLimited,
 )
+from .openapi import OPENAPI_PATH, openapi_document
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .service import Service
-from .transport import access_token_from_request, json_body, login_credentials, request_client
+from .transport import (
+    access_token_from_request,
+    json_body,
+    login_credentials,
+    request_client,
+    revocation_request,
+)
 
 BLUEPRINT_NAME = "cocart_jwt"
+#: The endpoints whose responses may be cached (no token in them).
+_CACHEABLE = frozenset({f"{BLUEPRINT_NAME}.jwks", f"{BLUEPRINT_NAME}.openapi"})
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
 #: not looked up (a NUL byte is a database error on PostgreSQL).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -79,8 +89,7 @@ class TokenRoutes:
             raise InvalidCredentials
         pair = service.issue(user, fresh=True, client=request_client())
         loader = service.callbacks.login_response_loader_callback
-        extra = loader(user) if loader is not None else {}
-        return jsonify({**extra, **pair.to_dict()})
+        return pair.to_response(extra=loader(user) if loader is not None else None)
 
     def refresh_token(self) -> Response:
         """``POST /refresh-token``: rotate a refresh token into a new pair."""
@@ -120,15 +129,17 @@ class TokenRoutes:
     def revoke(self) -> Response:
         """``POST /revoke``: log out the session of a refresh or access token.
 
-        An unknown refresh token still answers 200 (RFC 7009).
+        RFC 7009's ``token`` (any kind) or the ``refresh_token`` field, as
+        JSON or a form; without either, the Bearer access token. A token in
+        the body that is unknown, invalid or expired still answers 200
+        (RFC 7009 section 2.2).
         """
         self._limit_ip("revoke")
-        body = json_body(required=False)
-        if "refresh_token" in body:
-            token = body["refresh_token"]
-            if not isinstance(token, str) or not token or len(token) > MAX_REFRESH_TOKEN_CHARS:
-                raise InvalidRequest("The field 'refresh_token' must be a string.")
-            self.service.revoke_refresh_token(token)
+        named = revocation_request()
+        if named is not None and named.field == "token":
+            self.service.revoke_token(named.token)
+        elif named is not None:
+            self.service.revoke_refresh_token(named.token)
         else:
             claims = self._bearer_claims()
             self.service.revoke_session(str(claims["sid"]), "logout")
@@ -164,11 +175,31 @@ class TokenRoutes:
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
+    def openapi(self) -> Response:
+        """``GET /openapi.json``: the OpenAPI document of these routes.
+
+        Its server URL is where the routes answer (the script root and
+        ``COCART_JWT_URL_PREFIX``), relative to the document, so that no
+        ``Host`` header finds its way into a cached copy.
+        """
+        document = openapi_document(
+            url_prefix=request.script_root + self.service.settings.url_prefix
+        )
+        # In the document's own order (openapi, info, ..., paths, components),
+        # whatever the app's JSON provider would sort.
+        response: Response = current_app.response_class(
+            json.dumps(document, separators=(",", ":")) + "\n", mimetype="application/json"
+        )
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.add_etag()
+        response.make_conditional(request)
+        return response
+
     # -- the blueprint's own hooks ------------------------------------------
 
     def no_store(self, response: Response) -> Response:
-        """``Cache-Control: no-store`` on every token response but the JWKS."""
-        if request.endpoint != f"{BLUEPRINT_NAME}.jwks":
+        """``Cache-Control: no-store`` on every response but the JWKS and the OpenAPI document."""
+        if request.endpoint not in _CACHEABLE:
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response
@@ -220,6 +251,8 @@ def create_blueprint(service: Service) -> Blueprint:
         ("/sessions/<path:session_id>", routes.delete_session, "DELETE"),
         ("/jwks.json", routes.jwks, "GET"),
     )
+    if service.settings.openapi_route:
+        table += ((OPENAPI_PATH, routes.openapi, "GET"),)
     for path, view, method in table:
         bp.add_url_rule(path, view_func=view, methods=[method], provide_automatic_options=False)
         # Other methods get the contract's JSON error, not Werkzeug's HTML 405.

@@ -82,6 +82,39 @@ def test_shop_password_change_logs_out_everywhere(shop: Flask) -> None:
     assert _login(client, "a-much-better-password").status_code == 200
 
 
+def test_shop_signup_uses_the_token_response(shop: Flask) -> None:
+    """The quick start's sign-up example (examples/shop.py) answers like a login."""
+    client = shop.test_client()
+    signup = client.post("/signup", json={"username": "ada", "password": "analytical-engine"})
+    assert signup.status_code == 201, signup.json
+    assert signup.headers["Cache-Control"] == "no-store"
+    assert signup.headers["Pragma"] == "no-cache"
+    login = client.post("/auth/login", json={"username": "ada", "password": "analytical-engine"})
+    assert list(json.loads(signup.get_data())) == list(json.loads(login.get_data()))
+    assert signup.json["user"]["username"] == "ada"
+    bearer = {"Authorization": f"Bearer {signup.json['access_token']}"}
+    assert client.get("/cart", headers=bearer).json == {"items": []}
+    refreshed = client.post(
+        "/auth/refresh-token", json={"refresh_token": signup.json["refresh_token"]}
+    )
+    assert refreshed.status_code == 200
+
+    taken = client.post("/signup", json={"username": "ada", "password": "another-password"})
+    assert taken.status_code == 409
+    for body in ({}, {"username": "bob"}, {"username": "bob", "password": "short"}, []):
+        assert client.post("/signup", json=body).status_code == 400
+
+
+def test_quickstart_shows_the_signup_example() -> None:
+    quickstart = (REPO / "docs" / "quickstart.rst").read_text()
+    assert ".. literalinclude:: ../examples/shop.py" in quickstart
+    assert ':start-at: @app.post("/signup")' in quickstart
+    shop_source = (REPO / "examples" / "shop.py").read_text()
+    example = shop_source[shop_source.index('@app.post("/signup")') :]
+    example = example[: example.index('@app.get("/cart")')]
+    assert ".to_response(201" in example
+
+
 def test_shop_create_app_never_touches_the_database() -> None:
     """A worker starts, and serves what needs no database, while the database
     is down; only the routes that need it answer 503 (as they would in a
