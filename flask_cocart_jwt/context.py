@@ -40,10 +40,10 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
             _remember(current, None, None)
             return None
         raise MissingToken
+    claims = service.verify(token)
     limits = service.limits
     if limits is not None:  # the protected-view limit is opt-in
-        limits.limit_token("protected", token)
-    claims = service.verify(token)
+        limits.limit_access_token("protected", claims)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
     _remember(current, claims, service.load_user(claims["sub"]))

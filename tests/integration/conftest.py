@@ -104,12 +104,15 @@ def dump_logs(request: pytest.FixtureRequest) -> Callable[[list[srv.Server]], No
 
 @pytest.fixture
 def start_servers(request: pytest.FixtureRequest) -> Iterator[Callable[..., list[srv.Server]]]:
-    """``start_servers(database_url, redis_url, names=("a", "b"), per_server=None, **settings)``.
+    """``start_servers(database_url, redis_url, names=("a", "b"), per_server=None,
+    workers=2, **settings)``.
 
     Settings are ``FLASK_*`` variables without the prefix, for every server;
-    ``per_server`` adds settings by server name. ``workers``, ``app_spec`` and
-    ``ready_path`` (keyword only) are those of :func:`servers.running`.
-    Servers started this way are stopped at teardown.
+    ``per_server`` adds settings by server name; ``environ`` adds other
+    environment variables as they are (e.g. ``GUNICORN_CMD_ARGS``);
+    ``workers`` is the number of workers of each server; ``app_spec`` and
+    ``ready_path`` are those of :func:`servers.running`. Servers started
+    this way are stopped at teardown.
     """
     with ExitStack() as stack:
 
@@ -118,7 +121,7 @@ def start_servers(request: pytest.FixtureRequest) -> Iterator[Callable[..., list
             redis_url: str | None,
             names: tuple[str, ...] = ("a", "b"),
             per_server: Mapping[str, Mapping[str, str]] | None = None,
-            *,
+            environ: Mapping[str, str] | None = None,
             workers: int = 2,
             app_spec: str = srv.APP_SPEC,
             ready_path: str = "/products",
@@ -128,6 +131,7 @@ def start_servers(request: pytest.FixtureRequest) -> Iterator[Callable[..., list
             for name in names:
                 each = {**settings, **(per_server or {}).get(name, {})}
                 extra = {f"FLASK_{key}": value for key, value in each.items()}
+                extra.update(environ or {})
                 envs.append(srv.server_env(database_url, redis_url, extra))
             return stack.enter_context(
                 srv.running(
