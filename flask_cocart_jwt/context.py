@@ -52,12 +52,12 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
                 return None
             raise MissingToken
         token, csrf_session = found
-    limits = service.limits
-    if limits is not None:  # the protected-view limit is opt-in
-        limits.limit_token("protected", token)
     claims = service.verify(token)
     if csrf_session is not None:
         check_bound(csrf_session, claims["sid"])
+    limits = service.limits
+    if limits is not None:  # the protected-view limit is opt-in
+        limits.limit_access_token("protected", claims)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
     _remember(current, claims, service.load_user(claims["sub"]))

@@ -7,15 +7,17 @@ queries and the user's callbacks that it calls.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
+from .deadlines import Deadlines
 from .exceptions import ServiceUnavailable
 
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
@@ -63,15 +65,23 @@ def close_session_quietly(scoped: Any) -> None:
         session.invalidate()
 
 
-def embedded_engine(uri: str) -> Engine:
+def embedded_engine(uri: str, timeout: float = 5.0) -> Engine:
     """An engine for the extension's own database (default: SQLite file).
+
+    On PostgreSQL, MariaDB and MySQL, nothing waits for the database longer
+    than ``timeout`` (``COCART_JWT_DATABASE_TIMEOUT``): connecting, a free
+    connection in the pool, each statement on the server, and each use of a
+    connection as a whole (see :mod:`flask_cocart_jwt.deadlines`); a
+    connection is pinged before use, so that a restarted server costs no
+    error. Timeouts given in the URL's query string are kept.
 
     SQLite gets a busy timeout and WAL journaling so that concurrent requests
     wait for each other instead of failing; in-memory SQLite shares one
     connection.
     """
+    url = make_url(uri)
     kwargs: dict[str, Any] = {}
-    if uri.startswith("sqlite"):
+    if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         if uri in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
@@ -79,12 +89,42 @@ def embedded_engine(uri: str) -> Engine:
             directory = os.path.dirname(uri.split(":///", 1)[-1])
             if directory:
                 os.makedirs(directory, exist_ok=True)
-    else:
-        kwargs["pool_pre_ping"] = True
-    engine = create_engine(uri, **kwargs)
-    if uri.startswith("sqlite"):
+        engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args, cut_sockets = timeout_connect_args(url, timeout)
+    engine = create_engine(url, connect_args=connect_args, pool_timeout=timeout)
+    Deadlines(timeout, cut_sockets=cut_sockets).install(engine)
     return engine
+
+
+def timeout_connect_args(url: URL, timeout: float) -> tuple[dict[str, Any], bool]:
+    """The driver's timeout arguments for ``url``, and whether it lacks a
+    client-side socket timeout (libpq: the watchdog must cut its sockets).
+
+    Arguments already in the URL's query string win.
+    """
+    whole = max(1, math.ceil(timeout))
+    driver = url.get_driver_name()
+    args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and driver in ("psycopg", "psycopg2"):
+        args["connect_timeout"] = max(2, whole)  # libpq's minimum
+        server = f"-c statement_timeout={math.ceil(timeout * 1000)}"
+        options = url.query.get("options")
+        # The URL's own options come last: a -c of theirs wins.
+        args["options"] = f"{server} {options}" if isinstance(options, str) else server
+        return _unless_in_url(url, args), True
+    if driver == "pg8000":
+        args["timeout"] = timeout
+    elif url.get_backend_name() in ("mysql", "mariadb"):
+        exact = driver == "pymysql"  # the others take whole seconds
+        for name in ("connect_timeout", "read_timeout", "write_timeout"):
+            args[name] = timeout if exact else whole
+    return _unless_in_url(url, args), False
+
+
+def _unless_in_url(url: URL, args: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in args.items() if k == "options" or k not in url.query}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

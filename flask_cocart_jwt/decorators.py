@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from flask import request
+from flask import current_app, request
 
 from .context import verify_jwt_in_request
 
@@ -40,8 +40,14 @@ def jwt_required(
         @jwt_required(fresh=True)
         def change_password(): ...
 
-    ``OPTIONS`` requests (CORS preflight) pass without a token. Async views
-    work. The decorated view keeps its signature for type checkers.
+    A CORS preflight (``OPTIONS`` with ``Origin`` and
+    ``Access-Control-Request-Method``) gets the app's default ``OPTIONS``
+    answer (``app.make_default_options_response()``, which Flask-CORS
+    completes) without a token and without running the view. Any other
+    ``OPTIONS`` request needs a token like every method, when the route lists
+    ``OPTIONS`` itself or a ``MethodView`` defines ``options()``; otherwise
+    Flask answers ``OPTIONS`` before the view is reached. Async views work.
+    The decorated view keeps its signature for type checkers.
 
     :param optional: let requests without a token through; an invalid token
         is still refused.
@@ -54,16 +60,18 @@ def jwt_required(
 
             @functools.wraps(view)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if request.method != "OPTIONS":
-                    verify_jwt_in_request(optional=optional, fresh=fresh)
+                if _is_cors_preflight():
+                    return current_app.make_default_options_response()
+                verify_jwt_in_request(optional=optional, fresh=fresh)
                 return await async_view(*args, **kwargs)
 
             return cast(Callable[P, R], async_wrapper)
 
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if request.method != "OPTIONS":
-                verify_jwt_in_request(optional=optional, fresh=fresh)
+            if _is_cors_preflight():
+                return cast(R, current_app.make_default_options_response())
+            verify_jwt_in_request(optional=optional, fresh=fresh)
             return view(*args, **kwargs)
 
         return wrapper
@@ -71,3 +79,17 @@ def jwt_required(
     if fn is not None:
         return decorator(fn)
     return decorator
+
+
+def _is_cors_preflight() -> bool:
+    """Whether the current request is a CORS preflight (Fetch standard).
+
+    The headers can be forged, which is why a preflight never reaches the
+    view: it only gets the default ``OPTIONS`` answer.
+    """
+    headers = request.headers
+    return (
+        request.method == "OPTIONS"
+        and "Origin" in headers
+        and "Access-Control-Request-Method" in headers
+    )

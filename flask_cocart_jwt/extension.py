@@ -12,7 +12,7 @@ from sqlalchemy import MetaData
 
 from .callbacks import Callbacks
 from .cli import cli_group
-from .config import load_settings
+from .config import Settings, load_settings
 from .database import close_session_quietly, embedded_engine
 from .exceptions import AuthError, ConfigurationError
 from .limits import RateLimits
@@ -95,16 +95,26 @@ class CoCartJWT(Callbacks):
                     "COCART_JWT_DATABASE_URI is set but a db was given to CoCartJWT; "
                     "the token tables live in that db. Remove one of the two."
                 )
-            store = Store(define_tables(self.db.metadata), _engine_of(self.db, app))
-        else:
-            uri = settings.database_uri
             store = Store(
-                define_tables(self._metadata), lambda: embedded_engine(uri), embedded=True
+                define_tables(self.db.metadata),
+                _engine_of(self.db, app),
+                access_lifetime=settings.access_token_expires,
+                legacy_access_lifetime=_legacy_access_lifetime(settings),
+            )
+        else:
+            uri, timeout = settings.database_uri, settings.database_timeout
+            store = Store(
+                define_tables(self._metadata),
+                lambda: embedded_engine(uri, timeout),
+                embedded=True,
+                access_lifetime=settings.access_token_expires,
+                legacy_access_lifetime=_legacy_access_lifetime(settings),
             )
         revocations = None
         if settings.revocation_check:
-            relevance = settings.access_token_expires + settings.leeway + _CLOCK_SKEW
-            revocations = RevocationView(store, relevance)
+            revocations = RevocationView(
+                store, settings.access_token_expires, margin=settings.leeway + _CLOCK_SKEW
+            )
         limits = RateLimits(settings, self.limiter) if settings.ratelimit_enabled else None
         service = Service(settings, store, revocations, limits, self)
         blueprint = create_blueprint(service)
@@ -228,6 +238,20 @@ class CoCartJWT(Callbacks):
         :param revoke_on_delete: also revoke when the row is deleted.
         """
         watch_model(lambda: self.service, model, identity_attr, revoke_on, revoke_on_delete)
+
+
+def _legacy_access_lifetime(settings: Settings) -> int:
+    """The longest an access token issued by 0.1 is assumed to outlive its
+    session's last use: its expiry was not recorded.
+
+    A token issued at the last use (a login or a refresh) lived one access
+    lifetime of the configuration of the time, and a retry of that refresh
+    issues one up to the reuse interval later. That lifetime is unknown: it
+    is assumed to be at most the refresh-token lifetime, or today's access
+    lifetime if that is longer (see the 0.2 upgrade notes).
+    """
+    lifetime = max(settings.access_token_expires, settings.refresh_token_expires)
+    return lifetime + settings.refresh_reuse_interval
 
 
 def _client() -> Client:

@@ -1,10 +1,13 @@
 """The in-process view of revoked sessions behind the access-token revocation check.
 
 Looking a session up in the database on every request would cost a query per
-request. Instead each worker process keeps the set of sessions revoked
-recently enough to still have live access tokens (within the access-token
-lifetime plus leeway), and a daemon thread refreshes it from the database
-every :attr:`RevocationView.poll_interval` seconds. A revocation made in the
+request. Instead each worker process keeps the set of revoked sessions that
+may still have unexpired access tokens, and a daemon thread refreshes it from
+the database every :attr:`RevocationView.poll_interval` seconds. A revoked
+session is kept until the latest access token it issued has expired (plus
+leeway and clock skew), as recorded in the database when it was revoked: the
+access-token lifetime configured now does not matter, so lowering it cannot
+bring a revoked session back. A revocation made in the
 same process is visible at once; one made by another process or host is seen
 within about one poll interval (the documented bound is 1 second).
 
@@ -32,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 
 class _Known:
-    """What one process knows: the revoked sessions, and when it last synced."""
+    """What one process knows: the revoked sessions (each with the time until
+    which it is kept), and when it last synced."""
 
     __slots__ = ("lock", "revoked", "stop", "synced_at")
 
@@ -47,8 +51,10 @@ class RevocationView:
     """The revoked sessions one process knows of, kept fresh in the background.
 
     :param store: where revocations are recorded.
-    :param relevance: seconds after its revocation that a session can still
-        have unexpired access tokens (access lifetime + leeway + clock skew).
+    :param access_lifetime: the access-token lifetime: how long a revocation
+        made in this process is kept before the database's bound is read.
+    :param margin: seconds a revoked session is kept after its latest access
+        token expired (leeway + clock skew between hosts).
     """
 
     #: Seconds between two polls of the database.
@@ -56,9 +62,10 @@ class RevocationView:
     #: Seconds without a successful poll before requests are refused.
     max_staleness: float = 10.0
 
-    def __init__(self, store: Store, relevance: int) -> None:
+    def __init__(self, store: Store, access_lifetime: int, *, margin: int) -> None:
         self._store = store
-        self._relevance = relevance
+        self._access_lifetime = access_lifetime
+        self._margin = margin
         self._thread: threading.Thread | None = None
         # First use in each process (a forked worker included): load
         # synchronously, then keep fresh in the background.
@@ -79,13 +86,16 @@ class RevocationView:
 
         Before the view's first use in this process there is nothing to
         update: the first load reads these revocations from the database.
+        Until the next poll reads how long each must be kept, it is kept for
+        one access-token lifetime.
         """
         known = self._process.value
         if known is None:
             return
+        until = revoked_at + self._access_lifetime
         with known.lock:
             for session_id in session_ids:
-                known.revoked[session_id] = revoked_at
+                known.revoked[session_id] = max(until, known.revoked.get(session_id, until))
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the background thread and wait for it (at most ``timeout`` seconds).
@@ -103,19 +113,21 @@ class RevocationView:
     def sync(self) -> None:
         """Read every revocation that can still matter, and forget older ones.
 
-        Each poll reads the whole window (revoked within the relevance
-        period) rather than "since the last poll": a cursor would be moved by
-        the clock of whichever host wrote the newest row, and one host with a
-        fast clock would hide every other host's revocations.
+        Each poll reads every revoked session whose access tokens may be
+        unexpired, rather than those revoked "since the last poll": a cursor
+        would be moved by the clock of whichever host wrote the newest row,
+        and one host with a fast clock would hide every other host's
+        revocations.
         """
         self._sync(self._process.get())
 
     def _sync(self, known: _Known) -> None:
-        horizon = int(time.time()) - self._relevance
-        rows = self._store.revoked_since(horizon)
+        horizon = int(time.time()) - self._margin
+        rows = self._store.revoked_sessions(horizon)
         with known.lock:
-            revoked = {sid: at for sid, at in known.revoked.items() if at >= horizon}
-            revoked.update(rows)
+            revoked = {sid: until for sid, until in known.revoked.items() if until >= horizon}
+            for session_id, until in rows:
+                revoked[session_id] = max(until, revoked.get(session_id, until))
             known.revoked = revoked
         known.synced_at = time.monotonic()
 

@@ -89,6 +89,31 @@ def rotate(
     return _Refresh(store, token, settings, client, now, check_session).run(load_user, on_reuse)
 
 
+def revoke_if_replayed(
+    store: Store,
+    token: str,
+    *,
+    settings: Settings,
+    client: Client,
+    now: int,
+    on_reuse: ReuseHandler,
+    check_session: SessionCheck | None = None,
+) -> bool:
+    """Revoke the session of ``token`` if a refresh with it now would be a replay.
+
+    For a refresh refused before it runs (by its per-token limit): a replay
+    must still revoke its session at once, not when the limit lets it
+    through. Nothing is consumed, and a retry inside the reuse interval is
+    left alone, exactly as :func:`rotate` would.
+
+    :param check_session: as for :func:`rotate`: raise to refuse before
+        anything is revoked.
+    :returns: whether the session was revoked (``on_reuse`` was called).
+    """
+    refresh = _Refresh(store, token, settings, client, now, check_session)
+    return refresh.revoke_if_replayed(on_reuse)
+
+
 class _Refresh:
     """One refresh request, from the token row to its outcome."""
 
@@ -99,7 +124,7 @@ class _Refresh:
         settings: Settings,
         client: Client,
         now: int,
-        check_session: SessionCheck | None,
+        check_session: SessionCheck | None = None,
     ) -> None:
         self.store = store
         self.check_session = check_session
@@ -131,13 +156,31 @@ class _Refresh:
                     return rotation
         if row.used_at is None:
             row = self.row()  # lost a race: now consumed
+        retry = self.reuse(row, on_reuse)
+        user = row.identity if load_user is None else load_user(row.identity)
+        return self.outcome(row, retry, rotated=False, user=user)
+
+    def revoke_if_replayed(self, on_reuse: ReuseHandler) -> bool:
+        """Revoke the session if using the token now would be a replay; consume nothing."""
+        try:
+            row = self.row()
+            if row.used_at is not None:
+                self.reuse(row, on_reuse)
+        except RefreshTokenReused:
+            return True
+        except (InvalidRefreshToken, RefreshTokenExpired):
+            pass
+        return False
+
+    def reuse(self, row: Any, on_reuse: ReuseHandler) -> int:
+        """A consumed token used again: the successor's expiry for a retry;
+        for anything else, revoke the family."""
         if row.session_expires_at <= self.now:
             raise RefreshTokenExpired  # a dead session is not worth revoking
         retry = self.retry(row)
         if retry is None:
             self.revoke_family(row, on_reuse)
-        user = row.identity if load_user is None else load_user(row.identity)
-        return self.outcome(row, retry, rotated=False, user=user)
+        return retry
 
     def row(self, conn: Any = None) -> Any:
         """The presented token's row; unknown or revoked tokens are invalid."""
@@ -162,6 +205,11 @@ class _Refresh:
         ):
             raise InvalidRefreshToken
 
+    def access_expires_at(self, row: Any) -> int:
+        """The ``exp`` of the access token this refresh issues (the service
+        signs it with the same ``now`` and the session's expiry as cap)."""
+        return min(self.now + self.settings.access_token_expires, int(row.session_expires_at))
+
     def consume(self, conn: Any, row: Any, user: Any) -> Rotation | None:
         """Rotate ``row``'s token; ``None`` if another request consumed it first."""
         expires_at = min(self.now + self.settings.refresh_token_expires, row.session_expires_at)
@@ -171,6 +219,7 @@ class _Refresh:
             hash_refresh_token(self.successor),
             now=self.now,
             expires_at=expires_at,
+            access_expires_at=self.access_expires_at(row),
         )
         if done is None:
             raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
@@ -203,6 +252,9 @@ class _Refresh:
         # A retry answers to the same bindings as a first use: a replay from
         # another client must not pick up the successor.
         self.check_binding(row)
+        # Its access token is recorded too; revoked since the read: revoke wins.
+        if not self.store.extend_access(row.session_id, self.access_expires_at(row)):
+            return None
         return int(child.expires_at)
 
     def revoke_family(self, row: Any, on_reuse: ReuseHandler) -> NoReturn:

@@ -2,16 +2,21 @@
 
 The access token comes from the configured header (``Authorization: Bearer``);
 refresh tokens and login credentials from strictly read request bodies.
-Werkzeug's ``get_json`` lets a deeply nested body escape as a
-``RecursionError`` (a 500); everything here ends in
-:class:`~flask_cocart_jwt.exceptions.InvalidRequest` instead.
+A body is read at most :data:`MAX_BODY_BYTES` + 1 bytes at a time from the
+stream, so that a chunked (``Transfer-Encoding: chunked``) body without a
+``Content-Length`` is refused without being held in memory; Werkzeug's
+``get_data`` and ``form`` would read it whole. Werkzeug's ``get_json`` lets a
+deeply nested body escape as a ``RecursionError`` (a 500); everything here
+ends in :class:`~flask_cocart_jwt.exceptions.InvalidRequest` instead.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import unicodedata
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 from flask import request
 from werkzeug.datastructures import Authorization
@@ -59,6 +64,49 @@ def request_client() -> Client:
     return Client(request.remote_addr, request.user_agent.string)
 
 
+class _BoundedBody(io.BytesIO):
+    """The request body once :func:`request_body` has read it within the cap."""
+
+
+def request_body() -> bytes:
+    """The request body, read at most :data:`MAX_BODY_BYTES` + 1 bytes from the stream.
+
+    The bytes read stay available to the rest of the request:
+    ``request.get_data()``, ``request.get_json()`` and ``request.form`` (the
+    app's callbacks may use them) see the same body, never the unread rest of
+    the stream.
+
+    :raises InvalidRequest: the body is larger than :data:`MAX_BODY_BYTES`,
+        whether ``Content-Length`` says so or the body is chunked.
+    """
+    if not isinstance(request.stream, _BoundedBody):
+        length = request.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            raise InvalidRequest("The request body is too large.")
+        # Werkzeug's cached ``stream`` property takes an assignment: from now
+        # on the request's body is these bytes.
+        request.stream = _BoundedBody(_read_at_most(request.stream, MAX_BODY_BYTES + 1))
+    # Cached by Werkzeug for request.form and request.get_json(); already in
+    # memory if something read the body before (its size is checked below).
+    data = request.get_data(cache=True)
+    if len(data) > MAX_BODY_BYTES:
+        raise InvalidRequest("The request body is too large.")
+    return data
+
+
+def _read_at_most(stream: IO[bytes], limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``stream``: fewer only at its end."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def json_body(*, required: bool = True) -> dict[str, Any]:
     """The request's JSON object body.
 
@@ -66,12 +114,7 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
         empty body gives ``{}``.
     :raises InvalidRequest: not JSON, not an object, too large, or malformed.
     """
-    length = request.content_length
-    if length is not None and length > MAX_BODY_BYTES:
-        raise InvalidRequest("The request body is too large.")
-    data = request.get_data(cache=True)
-    if len(data) > MAX_BODY_BYTES:
-        raise InvalidRequest("The request body is too large.")
+    data = request_body()
     if not data and not required:
         return {}
     if not request.is_json:
@@ -83,6 +126,24 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return body
+
+
+def form_body(fields: tuple[str, ...] = ()) -> dict[str, str]:
+    """The request's form fields (``application/x-www-form-urlencoded`` or
+    ``multipart/form-data``), parsed from a body read within the cap.
+
+    File parts are left out.
+
+    :param fields: the fields that may be sent at most once (RFC 6749
+        section 3.1); the other fields are kept as their first value.
+    :raises InvalidRequest: too large, or one of ``fields`` repeated.
+    """
+    request_body()
+    form = request.form
+    for name in fields:
+        if len(form.getlist(name)) > 1:
+            raise InvalidRequest(f"The field '{name}' must be sent once.")
+    return form.to_dict()
 
 
 def text_field(body: dict[str, Any], name: str, *, max_chars: int) -> str:
@@ -117,8 +178,24 @@ def _basic_authorization() -> Authorization | None:
     return auth if auth is not None and auth.type == "basic" else None
 
 
+def username_field(body: dict[str, Any]) -> str:
+    """The ``username`` field: :func:`text_field`, without control characters.
+
+    NUL, the other C0 and C1 controls and DEL are refused before any callback
+    sees the name: PostgreSQL cannot store a NUL in a ``text`` column (psycopg
+    raises ``DataError``), and no username needs the others.
+    """
+    username = text_field(body, "username", max_chars=MAX_USERNAME_CHARS)
+    if any(unicodedata.category(char) == "Cc" for char in username):
+        raise InvalidRequest("The field 'username' must not contain control characters.")
+    return username
+
+
 def login_credentials() -> tuple[str, str]:
     """The username and password of a login: JSON, form fields, or HTTP Basic.
+
+    A body that is not read (HTTP Basic) is still refused when its
+    ``Content-Length`` is over the cap.
 
     :raises InvalidRequest: malformed input.
     """
@@ -131,31 +208,14 @@ def login_credentials() -> tuple[str, str]:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        body = request.form.to_dict()
+        body = form_body()
     elif (auth := _basic_authorization()) is not None:
         body = {"username": auth.username, "password": auth.password}
     else:
         raise InvalidRequest("Send the username and password as JSON, form fields or HTTP Basic.")
-    username = text_field(body, "username", max_chars=MAX_USERNAME_CHARS)
+    username = username_field(body)
     password = text_field(body, "password", max_chars=MAX_PASSWORD_CHARS)
     return username, password
-
-
-def form_body(fields: tuple[str, ...]) -> dict[str, str]:
-    """The request's ``application/x-www-form-urlencoded`` body.
-
-    :param fields: the fields that may be sent at most once (RFC 6749
-        section 3.1); the other fields are kept as their first value.
-    :raises InvalidRequest: too large, or one of ``fields`` repeated.
-    """
-    length = request.content_length
-    if length is not None and length > MAX_BODY_BYTES:
-        raise InvalidRequest("The request body is too large.")
-    form = request.form
-    for name in fields:
-        if len(form.getlist(name)) > 1:
-            raise InvalidRequest(f"The field '{name}' must be sent once.")
-    return form.to_dict()
 
 
 class Revocation(NamedTuple):

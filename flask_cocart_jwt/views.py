@@ -4,7 +4,11 @@
 :class:`~flask_cocart_jwt.service.Service`. The views are thin: they read the
 request, call the service and shape the response. Every response carries
 ``Cache-Control: no-store`` (RFC 6749 5.1), and every error, Werkzeug's
-included, is the contract's JSON through the app's ``error_response_loader``.
+included, is the contract's JSON through the app's ``error_response_loader``:
+so is a request under the URL prefix that matches no route (404) or a method
+no route there takes (405), which Werkzeug's routing refuses before any
+blueprint is known, through an app-wide hook that leaves the rest of the app's
+404 and 405 alone.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
 from . import signals
@@ -65,6 +70,8 @@ class TokenRoutes:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        #: The ``Allow`` of each token route, by the endpoint of its catch-all.
+        self.allow: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
 
@@ -73,11 +80,14 @@ class TokenRoutes:
         if limits is not None:
             limits.limit_ip(route, request.remote_addr)
 
-    def _bearer_claims(self) -> dict[str, object]:
+    def _bearer_claims(self, limit: str | None = None) -> dict[str, object]:
         """The verified claims of the request's Bearer token, whose user must exist.
 
         With ``COCART_JWT_ACCESS_COOKIE``, the access cookie stands in for a
         missing header, through the CSRF checks.
+
+        :param limit: the route whose per-token limit to hit (``"validate"``),
+            counted by the verified token's ``jti``, before the user is loaded.
         """
         service = self.service
         token, csrf_session = request_access_token(service.settings)
@@ -86,6 +96,9 @@ class TokenRoutes:
         claims = service.verify(token)
         if csrf_session is not None:
             check_bound(csrf_session, str(claims["sid"]))
+        limits = service.limits
+        if limit is not None and limits is not None:
+            limits.limit_access_token(limit, claims)
         service.load_user(claims["sub"])
         return claims
 
@@ -164,7 +177,13 @@ class TokenRoutes:
             raise InvalidRequest("The field 'refresh_token' is too long.")
         limits = self.service.limits
         if limits is not None:
-            limits.limit_token("refresh", token)
+            try:
+                limits.limit_token("refresh", token)
+            except RateLimited:
+                # A replay is detected (and its session revoked) even when its
+                # per-token limit answers 429 first.
+                self.service.revoke_if_replayed(token, request_client())
+                raise
         return jsonify(self.service.refresh(token, request_client()).to_dict())
 
     def _refresh_from_cookie(self, cookies: CookieSettings) -> Response:
@@ -179,14 +198,21 @@ class TokenRoutes:
                 raise InvalidRefreshToken
             csrf = check_csrf_token(service.settings, cookies)
             self._limit_ip("refresh")
+
+            def bound(session_id: str) -> None:
+                check_bound(csrf.session_id, session_id)
+
             limits = service.limits
             if limits is not None:
-                limits.limit_token("refresh", token)
-            pair = service.refresh(
-                token,
-                request_client(),
-                check_session=lambda sid: check_bound(csrf.session_id, sid),
-            )
+                try:
+                    limits.limit_token("refresh", token)
+                except RateLimited as limited:
+                    # A replay is detected (its session revoked) even when its
+                    # per-token limit answers 429 first, as with JSON transport.
+                    if service.revoke_if_replayed(token, request_client(), check_session=bound):
+                        return self._ended(limited, cookies)
+                    raise
+            pair = service.refresh(token, request_client(), check_session=bound)
         except _SESSION_ENDED as error:
             return self._ended(error, cookies)
         # The CSRF token is the session's: the same value is set again, so a
@@ -201,13 +227,8 @@ class TokenRoutes:
 
     def validate_token(self) -> Response:
         """``POST /validate-token``: say whether the Bearer access token is valid."""
-        limits = self.service.limits
-        if limits is not None:
-            limits.limit_ip("validate", request.remote_addr)
-            token = access_token_from_request(self.service.settings)
-            if token is not None:
-                limits.apply("validate_per_token", limits.key("ratelimit", token))
-        claims = self._bearer_claims()
+        self._limit_ip("validate")
+        claims = self._bearer_claims(limit="validate")
         signals.token_validated.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             identity=claims["sub"],
@@ -341,6 +362,48 @@ class TokenRoutes:
             return self.service.render_error(limited)
         return self.service.render_error(InvalidRequest())
 
+    def unrouted(self) -> None:
+        """Before every request of the app: unrouted requests under the prefix as JSON.
+
+        A path under ``COCART_JWT_URL_PREFIX`` that matches no route is
+        ``not_found``; a method that no route of the path takes (``TRACE``,
+        ``FOO``...) is ``method_not_allowed`` with that route's own ``Allow``.
+        The prefix is compared without regard to case, so that ``/AUTH/login``
+        is a JSON 404 too (routing itself stays case-sensitive, as in Flask).
+        Other paths keep the app's own 404 and 405. With an empty prefix only
+        the token routes' 405s are answered here.
+        """
+        error = request.routing_exception
+        if isinstance(error, http.MethodNotAllowed):
+            allow = self._route_allow()
+            if allow is not None or self._under_prefix(request.path):
+                raise MethodNotAllowed(
+                    allow=allow if allow is not None else ", ".join(error.valid_methods or ())
+                )
+        elif isinstance(error, http.NotFound) and self._under_prefix(request.path):
+            raise NotFound
+
+    def _under_prefix(self, path: str) -> bool:
+        prefix = self.service.settings.url_prefix.lower()
+        path = path.lower()
+        return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+
+    def _route_allow(self) -> str | None:
+        """The ``Allow`` of the token route at the request's path, if there is one."""
+        adapter = current_app.create_url_adapter(request)
+        if adapter is None:
+            return None
+        try:
+            rule, _args = adapter.match(method="OPTIONS", return_rule=True)
+        except HTTPException:
+            return None
+        return self.allow.get(rule.endpoint)
+
+
+def _allow(allowed: str) -> str:
+    """The ``Allow`` of a token route that takes the method ``allowed``."""
+    return f"{allowed}, OPTIONS" + (", HEAD" if allowed == "GET" else "")
+
 
 @functools.cache
 def _other_methods(allowed: str) -> Callable[..., Response]:
@@ -350,7 +413,7 @@ def _other_methods(allowed: str) -> Callable[..., Response]:
     own methods in ``Allow`` (Flask's would list this view's too); anything
     else is the contract's JSON 405.
     """
-    allow = f"{allowed}, OPTIONS" + (", HEAD" if allowed == "GET" else "")
+    allow = _allow(allowed)
 
     def other_methods(**_kwargs: object) -> Response:
         if request.method != "OPTIONS":
@@ -383,13 +446,18 @@ def create_blueprint(service: Service) -> Blueprint:
     for path, view, method in table:
         bp.add_url_rule(path, view_func=view, methods=[method], provide_automatic_options=False)
         # Other methods get the contract's JSON error, not Werkzeug's HTML 405.
+        other = f"{view.__name__}_other_methods"
         bp.add_url_rule(
             path,
-            endpoint=f"{view.__name__}_other_methods",
+            endpoint=other,
             view_func=_other_methods(method),
             methods=sorted(_METHODS - {method} | {"OPTIONS"}),
             provide_automatic_options=False,
         )
+        routes.allow[f"{BLUEPRINT_NAME}.{other}"] = _allow(method)
     bp.after_request(routes.no_store)
     bp.register_error_handler(HTTPException, routes.http_error)
+    # Methods outside the catch-alls' (TRACE, FOO...) and unknown paths fail
+    # in routing, before the blueprint is known: an app-wide hook.
+    bp.before_app_request(routes.unrouted)
     return bp

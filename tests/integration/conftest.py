@@ -95,11 +95,14 @@ def dump_logs(request: pytest.FixtureRequest) -> Callable[[list[srv.Server]], No
 
 @pytest.fixture
 def start_servers(request: pytest.FixtureRequest) -> Iterator[Callable[..., list[srv.Server]]]:
-    """``start_servers(database_url, redis_url, names=("a", "b"), per_server=None, **settings)``.
+    """``start_servers(database_url, redis_url, names=("a", "b"), per_server=None,
+    workers=2, **settings)``.
 
     Settings are ``FLASK_*`` variables without the prefix, for every server;
-    ``per_server`` adds settings by server name. Servers started this way are
-    stopped at teardown.
+    ``per_server`` adds settings by server name; ``environ`` adds other
+    environment variables as they are (e.g. ``GUNICORN_CMD_ARGS``);
+    ``workers`` is the number of workers of each server. Servers started
+    this way are stopped at teardown.
     """
     with ExitStack() as stack:
 
@@ -108,14 +111,19 @@ def start_servers(request: pytest.FixtureRequest) -> Iterator[Callable[..., list
             redis_url: str | None,
             names: tuple[str, ...] = ("a", "b"),
             per_server: Mapping[str, Mapping[str, str]] | None = None,
+            environ: Mapping[str, str] | None = None,
+            workers: int = 2,
             **settings: str,
         ) -> list[srv.Server]:
             envs = []
             for name in names:
                 each = {**settings, **(per_server or {}).get(name, {})}
                 extra = {f"FLASK_{key}": value for key, value in each.items()}
+                extra.update(environ or {})
                 envs.append(srv.server_env(database_url, redis_url, extra))
-            return stack.enter_context(srv.running(names, envs, on_exit=dump_logs(request)))
+            return stack.enter_context(
+                srv.running(names, envs, workers=workers, on_exit=dump_logs(request))
+            )
 
         yield start
 
