@@ -350,6 +350,7 @@ def shop(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Flask:
         }
     )
     with app.app_context():
+        shop_module.init_db()
         demo = db.session.execute(db.select(User).filter_by(username="demo")).scalar_one()
         demo.password_hash = generate_password_hash("demo-password", _FAST_HASH)
         db.session.commit()
