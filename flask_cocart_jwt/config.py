@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from .cookie_settings import CookieSettings, load_cookie_settings
 from .exceptions import ConfigurationError
 from .keys import Keyring, load_keyring
 
@@ -70,6 +71,16 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_RATELIMIT_ON_STORAGE_ERROR": "fallback",
     "COCART_JWT_RATELIMIT_DRAFT_HEADERS": False,
     "COCART_JWT_RATELIMIT_IPV6_PREFIX": 64,
+    # browser sessions (cookie mode, CSRF)
+    "COCART_JWT_COOKIE_MODE": False,
+    "COCART_JWT_REFRESH_COOKIE_NAME": None,
+    "COCART_JWT_CSRF_COOKIE_NAME": "cocart_csrf",
+    "COCART_JWT_CSRF_HEADER_NAME": "X-CSRF-Token",
+    "COCART_JWT_CSRF_TRUSTED_ORIGINS": (),
+    "COCART_JWT_COOKIE_SECURE": True,
+    "COCART_JWT_COOKIE_SAMESITE": "Strict",
+    "COCART_JWT_COOKIE_DOMAIN": None,
+    "COCART_JWT_ACCESS_COOKIE": False,
 }
 
 #: The rate-limit keys, read again on every request.
@@ -114,6 +125,8 @@ class Settings:
     ratelimit_on_storage_error: str
     ratelimit_draft_headers: bool
     ratelimit_ipv6_prefix: int
+    #: Cookie mode's cookies and CSRF checks; ``None`` when it is off.
+    cookies: CookieSettings | None = None
 
 
 def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> int:
@@ -272,6 +285,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
     header_type = _text(merged, "COCART_JWT_HEADER_TYPE")
     if header_type is None or " " in header_type:
         raise ConfigurationError("COCART_JWT_HEADER_TYPE must be one word such as 'Bearer'.")
+    url_prefix = _url_prefix(merged["COCART_JWT_URL_PREFIX"])
 
     return Settings(
         keyring=load_keyring(merged),
@@ -292,7 +306,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         max_sessions_per_user=max_sessions,
         bind_ip=_flag(merged, "COCART_JWT_BIND_IP"),
         bind_user_agent=_flag(merged, "COCART_JWT_BIND_USER_AGENT"),
-        url_prefix=_url_prefix(merged["COCART_JWT_URL_PREFIX"]),
+        url_prefix=url_prefix,
         database_uri=_database_uri(merged["COCART_JWT_DATABASE_URI"], instance_path),
         openapi_route=_flag(merged, "COCART_JWT_OPENAPI_ROUTE"),
         database_timeout=_timeout(merged, "COCART_JWT_DATABASE_TIMEOUT"),
@@ -304,4 +318,5 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         ),
         ratelimit_draft_headers=_flag(merged, "COCART_JWT_RATELIMIT_DRAFT_HEADERS"),
         ratelimit_ipv6_prefix=_ipv6_prefix(merged["COCART_JWT_RATELIMIT_IPV6_PREFIX"]),
+        cookies=load_cookie_settings(merged, url_prefix),
     )

@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app, g, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
 
+from .csrf import access_cookie_token, check_bound
 from .exceptions import FreshTokenRequired, InvalidToken, MissingToken
 from .request_state import G_KEY, RequestState, request_state
 from .service import service_of
@@ -25,6 +26,11 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     Called by :func:`~flask_cocart_jwt.jwt_required`; call it yourself where
     a decorator does not fit (e.g. in ``before_request``).
 
+    The token comes from the ``Authorization`` header; with
+    ``COCART_JWT_ACCESS_COOKIE``, from the access cookie when no header is
+    sent, and then ``POST``, ``PUT``, ``PATCH`` and ``DELETE`` requests must
+    pass the CSRF checks (``403 csrf_failed``).
+
     :param optional: let a request without a token through (an invalid token
         is still refused); the helpers then return ``None``.
     :param fresh: require a token issued by a login, not by a refresh.
@@ -34,13 +40,21 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     """
     service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
     current = request._get_current_object()  # type: ignore[attr-defined]
-    token = access_token_from_environ(current.environ, service.settings)
+    settings = service.settings
+    token = access_token_from_environ(current.environ, settings)
+    csrf_session = None
     if token is None:
-        if optional:
-            _remember(current, None, None)
-            return None
-        raise MissingToken
+        # Cookie mode's access cookie is only looked at without a header.
+        found = access_cookie_token(settings) if settings.cookies is not None else None
+        if found is None:
+            if optional:
+                _remember(current, None, None)
+                return None
+            raise MissingToken
+        token, csrf_session = found
     claims = service.verify(token)
+    if csrf_session is not None:
+        check_bound(csrf_session, claims["sid"])
     limits = service.limits
     if limits is not None:  # the protected-view limit is opt-in
         limits.limit_access_token("protected", claims)

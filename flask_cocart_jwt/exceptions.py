@@ -180,6 +180,36 @@ class RefreshTokenReused(AuthError):
         self.session_id = session_id
 
 
+class CsrfFailed(AuthError):
+    """A cookie-mode request failed the CSRF check (``COCART_JWT_COOKIE_MODE``).
+
+    Its ``Origin`` is not the API's own nor a trusted one, or its CSRF header
+    does not match a CSRF cookie of its session. Nothing was rotated, revoked
+    or set.
+
+    :param reason: which check failed, for logs and handlers: ``"origin"``,
+        ``"token"`` or ``"session"``. It is never sent to the client.
+
+    .. versionadded:: 0.2
+    """
+
+    status_code = 403
+    error = "csrf_failed"
+    default_message = "The request failed the cross-site request forgery check."
+    token_sent = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        reason: str = "token",
+    ):
+        super().__init__(message, retry_after=retry_after)
+        #: The check that failed: ``"origin"``, ``"token"`` or ``"session"``.
+        self.reason = reason
+
+
 class RateLimited(AuthError):
     """A rate limit was exceeded.
 

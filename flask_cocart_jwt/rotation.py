@@ -35,6 +35,8 @@ from .store import Client, Store
 UserLoader = Callable[[str], Any]
 #: ``on_reuse(session_id, identity)``, called after a replay revoked a session.
 ReuseHandler = Callable[[str, str], None]
+#: ``check_session(session_id)``: raises to refuse the token before anything changes.
+SessionCheck = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +70,23 @@ def rotate(
     now: int,
     load_user: UserLoader | None,
     on_reuse: ReuseHandler,
+    check_session: SessionCheck | None = None,
 ) -> Rotation:
     """Consume ``token`` and issue its successor, or answer a retry or a replay.
 
     :param load_user: called with the identity before anything is consumed
         (outside the transaction); raise to refuse the refresh.
     :param on_reuse: called after a replay revoked the session.
+    :param check_session: called with the token's session id as soon as its
+        row is read, before anything is consumed or revoked; raise to refuse
+        (cookie mode checks that the CSRF token is of this session).
     :raises InvalidRefreshToken: unknown token, revoked session, binding
         mismatch.
     :raises RefreshTokenExpired: the token or its session is past expiry.
     :raises RefreshTokenReused: a consumed token was replayed; the session
         is now revoked.
     """
-    return _Refresh(store, token, settings, client, now).run(load_user, on_reuse)
+    return _Refresh(store, token, settings, client, now, check_session).run(load_user, on_reuse)
 
 
 def revoke_if_replayed(
@@ -91,6 +97,7 @@ def revoke_if_replayed(
     client: Client,
     now: int,
     on_reuse: ReuseHandler,
+    check_session: SessionCheck | None = None,
 ) -> bool:
     """Revoke the session of ``token`` if a refresh with it now would be a replay.
 
@@ -99,18 +106,28 @@ def revoke_if_replayed(
     through. Nothing is consumed, and a retry inside the reuse interval is
     left alone, exactly as :func:`rotate` would.
 
+    :param check_session: as for :func:`rotate`: raise to refuse before
+        anything is revoked.
     :returns: whether the session was revoked (``on_reuse`` was called).
     """
-    return _Refresh(store, token, settings, client, now).revoke_if_replayed(on_reuse)
+    refresh = _Refresh(store, token, settings, client, now, check_session)
+    return refresh.revoke_if_replayed(on_reuse)
 
 
 class _Refresh:
     """One refresh request, from the token row to its outcome."""
 
     def __init__(
-        self, store: Store, token: str, settings: Settings, client: Client, now: int
+        self,
+        store: Store,
+        token: str,
+        settings: Settings,
+        client: Client,
+        now: int,
+        check_session: SessionCheck | None = None,
     ) -> None:
         self.store = store
+        self.check_session = check_session
         self.settings = settings
         self.client = client
         self.now = now
@@ -170,6 +187,8 @@ class _Refresh:
         row = self.store.token_row(self.token_hash, conn)
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken
+        if self.check_session is not None:
+            self.check_session(row.session_id)
         return row
 
     def check_usable(self, row: Any) -> None:

@@ -33,7 +33,7 @@ from .limits import RateLimits
 from .refresh_tokens import looks_like_refresh_token
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
-from .rotation import revoke_if_replayed, rotate
+from .rotation import SessionCheck, revoke_if_replayed, rotate
 from .store import Client, Store
 from .tokens import decode_access_token, encode_access_token
 
@@ -206,9 +206,17 @@ class Service:
             session_id=session_id,
         )
 
-    def refresh(self, refresh_token: object, client: Client) -> TokenPair:
+    def refresh(
+        self,
+        refresh_token: object,
+        client: Client,
+        *,
+        check_session: SessionCheck | None = None,
+    ) -> TokenPair:
         """Rotate ``refresh_token`` and return the new pair.
 
+        :param check_session: called with the token's session id before
+            anything is consumed or revoked; raise to refuse the refresh.
         :raises AuthError: ``invalid_refresh_token``, ``refresh_token_expired``,
             ``refresh_token_reused`` or ``user_not_found``.
         """
@@ -225,6 +233,7 @@ class Service:
             now=now,
             load_user=self.load_user if has_loader else None,
             on_reuse=self._reuse_handler(now),
+            check_session=check_session,
         )
         access, expires_in = self._access_token(
             rotation.user,
@@ -249,13 +258,20 @@ class Service:
             session_id=rotation.session_id,
         )
 
-    def revoke_if_replayed(self, refresh_token: str, client: Client) -> bool:
+    def revoke_if_replayed(
+        self,
+        refresh_token: str,
+        client: Client,
+        *,
+        check_session: SessionCheck | None = None,
+    ) -> bool:
         """Revoke the session of a refresh token whose use now would be a replay.
 
         Called when a refresh is refused before it runs (its per-token limit
         answered 429), so that a replay still revokes its session at once.
         Nothing is consumed; a retry inside the reuse interval is no replay.
 
+        :param check_session: as for :meth:`refresh`.
         :returns: whether the session was revoked.
         """
         if not looks_like_refresh_token(refresh_token):
@@ -268,6 +284,7 @@ class Service:
             client=client,
             now=now,
             on_reuse=self._reuse_handler(now),
+            check_session=check_session,
         )
 
     def _reuse_handler(self, now: int) -> Callable[[str, str], None]:
@@ -305,14 +322,26 @@ class Service:
             self.notify_revoked(ids, reason, now)
         return len(ids)
 
-    def revoke_refresh_token(self, token: object, *, identity: str | None = None) -> bool:
-        """Revoke the session of a refresh token; ``False`` for an unknown one."""
+    def revoke_refresh_token(
+        self,
+        token: object,
+        *,
+        identity: str | None = None,
+        check_session: SessionCheck | None = None,
+    ) -> bool:
+        """Revoke the session of a refresh token; ``False`` for an unknown one.
+
+        :param check_session: called with the token's session id before it
+            is revoked; raise to refuse.
+        """
         if not looks_like_refresh_token(token):
             return False
         assert isinstance(token, str)
         found = self.store.session_of_refresh_token(token)
         if found is None or (identity is not None and found[1] != identity):
             return False
+        if check_session is not None:
+            check_session(found[0])
         return self.revoke_session(found[0], "logout")
 
     def revoke_token(self, token: str) -> bool:

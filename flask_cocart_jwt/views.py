@@ -22,16 +22,25 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import signals
+from .cookie_settings import CookieSettings
+from .cookies import browser_cookies, clear_session_cookies, refresh_cookie, set_session_cookies
+from .csrf import check_bound, check_csrf_token, check_origin, new_csrf_token, request_access_token
 from .exceptions import (
+    AuthError,
     InvalidCredentials,
+    InvalidRefreshToken,
     InvalidRequest,
     MethodNotAllowed,
     MissingToken,
     NotFound,
     RateLimited,
+    RefreshTokenExpired,
+    RefreshTokenReused,
+    UserNotFound,
 )
 from .openapi import OPENAPI_PATH, openapi_document
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
+from .results import TokenPair
 from .routing import fallback_rules, methods_of_other_rules
 from .service import Service
 from .transport import (
@@ -48,6 +57,8 @@ _CACHEABLE = frozenset({f"{BLUEPRINT_NAME}.jwks", f"{BLUEPRINT_NAME}.openapi"})
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
 #: not looked up (a NUL byte is a database error on PostgreSQL).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Refresh failures that end the session: cookie mode clears its cookies.
+_SESSION_ENDED = (InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused, UserNotFound)
 
 
 class TokenRoutes:
@@ -70,26 +81,69 @@ class TokenRoutes:
     def _bearer_claims(self, limit: str | None = None) -> dict[str, object]:
         """The verified claims of the request's Bearer token, whose user must exist.
 
+        With ``COCART_JWT_ACCESS_COOKIE``, the access cookie stands in for a
+        missing header, through the CSRF checks.
+
         :param limit: the route whose per-token limit to hit (``"validate"``),
             counted by the verified token's ``jti``, before the user is loaded.
         """
         service = self.service
-        token = access_token_from_request(service.settings)
+        token, csrf_session = request_access_token(service.settings)
         if token is None:
             raise MissingToken
         claims = service.verify(token)
+        if csrf_session is not None:
+            check_bound(csrf_session, str(claims["sid"]))
         limits = service.limits
         if limit is not None and limits is not None:
             limits.limit_access_token(limit, claims)
         service.load_user(claims["sub"])
         return claims
 
+    def _cookie_token_response(
+        self,
+        pair: TokenPair,
+        cookies: CookieSettings,
+        csrf: str,
+        extra: dict[str, object] | None = None,
+    ) -> Response:
+        """The token response of cookie transport: without ``refresh_token``
+        (it is in the cookie), with the cookies set; ``extra`` members never
+        replace a token field."""
+        fields = pair.to_dict()
+        body = {key: value for key, value in fields.items() if key != "refresh_token"}
+        if extra:
+            body.update((key, value) for key, value in extra.items() if key not in fields)
+        response = jsonify(body)
+        set_session_cookies(response, cookies, pair, csrf)
+        return response
+
+    def _refresh_cookie_token(self, cookies: CookieSettings, *, revoke: bool) -> str | None:
+        """The refresh cookie of a cookie-transport request, which must not
+        also send a token in its body (JSON, or a form on ``/revoke``)."""
+        if revoke:
+            named = revocation_request() is not None
+        else:
+            body = json_body(required=False)
+            named = "refresh_token" in body or "token" in body
+        if named:
+            raise InvalidRequest(
+                "In cookie mode a browser sends the refresh token as a cookie, not in the body."
+            )
+        return refresh_cookie(cookies)
+
     # -- views ---------------------------------------------------------------
 
     def login(self) -> Response:
-        """``POST /login``: check credentials and answer with a token pair."""
+        """``POST /login``: check credentials and answer with a token pair.
+
+        In cookie mode a browser's login passes the origin check first.
+        """
         service = self.service
         limits = service.limits
+        cookies = browser_cookies(service.settings)
+        if cookies is not None:
+            check_origin(cookies)  # login CSRF
         self._limit_ip("login")
         username, password = login_credentials()
         if limits is not None:
@@ -101,10 +155,17 @@ class TokenRoutes:
             raise InvalidCredentials
         pair = service.issue(user, fresh=True, client=request_client())
         loader = service.callbacks.login_response_loader_callback
-        return pair.to_response(extra=loader(user) if loader is not None else None)
+        extra = loader(user) if loader is not None else None
+        if cookies is None:
+            return pair.to_response(extra=extra)
+        csrf = new_csrf_token(service.settings, pair.session_id)
+        return self._cookie_token_response(pair, cookies, csrf, extra)
 
     def refresh_token(self) -> Response:
         """``POST /refresh-token``: rotate a refresh token into a new pair."""
+        cookies = browser_cookies(self.service.settings)
+        if cookies is not None:
+            return self._refresh_from_cookie(cookies)
         self._limit_ip("refresh")
         body = json_body()
         token = body.get("refresh_token")
@@ -122,6 +183,45 @@ class TokenRoutes:
                 self.service.revoke_if_replayed(token, request_client())
                 raise
         return jsonify(self.service.refresh(token, request_client()).to_dict())
+
+    def _refresh_from_cookie(self, cookies: CookieSettings) -> Response:
+        """``POST /refresh-token`` with cookie transport: the CSRF checks, then the
+        rotation of the refresh cookie; a refresh that ends the session clears
+        the cookies, a refused one (CSRF, rate limit) leaves them alone."""
+        service = self.service
+        check_origin(cookies)
+        token = self._refresh_cookie_token(cookies, revoke=False)
+        try:
+            if token is None or len(token) > MAX_REFRESH_TOKEN_CHARS:
+                raise InvalidRefreshToken
+            csrf = check_csrf_token(service.settings, cookies)
+            self._limit_ip("refresh")
+
+            def bound(session_id: str) -> None:
+                check_bound(csrf.session_id, session_id)
+
+            limits = service.limits
+            if limits is not None:
+                try:
+                    limits.limit_token("refresh", token)
+                except RateLimited as limited:
+                    # A replay is detected (its session revoked) even when its
+                    # per-token limit answers 429 first, as with JSON transport.
+                    if service.revoke_if_replayed(token, request_client(), check_session=bound):
+                        return self._ended(limited, cookies)
+                    raise
+            pair = service.refresh(token, request_client(), check_session=bound)
+        except _SESSION_ENDED as error:
+            return self._ended(error, cookies)
+        # The CSRF token is the session's: the same value is set again, so a
+        # request of another tab that read it before this refresh still passes.
+        return self._cookie_token_response(pair, cookies, csrf.value)
+
+    def _ended(self, error: AuthError, cookies: CookieSettings) -> Response:
+        """The error of a request that ended its session, with the cookies cleared."""
+        response = self.service.render_error(error)
+        clear_session_cookies(response, cookies)
+        return response
 
     def validate_token(self) -> Response:
         """``POST /validate-token``: say whether the Bearer access token is valid."""
@@ -147,6 +247,9 @@ class TokenRoutes:
         the body that is unknown, invalid or expired still answers 200
         (RFC 7009 section 2.2).
         """
+        cookies = browser_cookies(self.service.settings)
+        if cookies is not None:
+            return self._revoke_cookie(cookies)
         self._limit_ip("revoke")
         named = revocation_request()
         if named is not None and named.field == "token":
@@ -158,10 +261,40 @@ class TokenRoutes:
             self.service.revoke_session(str(claims["sid"]), "logout")
         return jsonify(revoked=True)
 
+    def _revoke_cookie(self, cookies: CookieSettings) -> Response:
+        """``POST /revoke`` with cookie transport: log out the refresh cookie's
+        session (after the CSRF checks), else the Bearer token's, and clear
+        the cookies either way."""
+        service = self.service
+        check_origin(cookies)
+        token = self._refresh_cookie_token(cookies, revoke=True)
+        if token is not None:
+            csrf = check_csrf_token(service.settings, cookies)
+            self._limit_ip("revoke")
+            service.revoke_refresh_token(
+                token, check_session=lambda sid: check_bound(csrf.session_id, sid)
+            )
+        else:
+            self._limit_ip("revoke")
+            if access_token_from_request(service.settings) is not None:
+                service.revoke_session(str(self._bearer_claims()["sid"]), "logout")
+        response = jsonify(revoked=True)
+        clear_session_cookies(response, cookies)
+        return response
+
     def revoke_all(self) -> Response:
-        """``POST /revoke-all``: revoke every session of the token's user."""
+        """``POST /revoke-all``: revoke every session of the token's user.
+
+        In cookie mode a browser's cookies are cleared too.
+        """
         claims = self._bearer_claims()
-        return jsonify(revoked=self.service.revoke_user(str(claims["sub"]), "logout_everywhere"))
+        response = jsonify(
+            revoked=self.service.revoke_user(str(claims["sub"]), "logout_everywhere")
+        )
+        cookies = browser_cookies(self.service.settings)
+        if cookies is not None:
+            clear_session_cookies(response, cookies)
+        return response
 
     def sessions(self) -> Response:
         """``GET /sessions``: the live sessions of the token's user."""

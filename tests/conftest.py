@@ -40,6 +40,7 @@ DOCUMENTED_ERRORS: dict[int, set[str]] = {
         "refresh_token_expired",
         "refresh_token_reused",
     },
+    403: {"csrf_failed"},
     404: {"not_found"},
     429: {"rate_limited"},
 }
@@ -54,6 +55,14 @@ TOKEN_FIELDS = frozenset(
         "session_id",
     }
 )
+
+
+@pytest.hookimpl(trylast=True)  # after any shuffling plugin
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests (``-m browser``, tests/browser) last: the slowest,
+    and the ones that need Chromium."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
 
 SERVER_URLS = {
     "postgresql": os.environ.get(

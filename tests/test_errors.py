@@ -16,6 +16,7 @@ from flask_cocart_jwt import (
     CoCartJWT,
     CoCartJWTError,
     ConfigurationError,
+    CsrfFailed,
     FreshTokenRequired,
     InvalidCredentials,
     InvalidRefreshToken,
@@ -54,6 +55,7 @@ TABLE: list[tuple[type[AuthError], int, str, str | None]] = [
     (ServiceUnavailable, 503, "service_unavailable", None),
     (NotFound, 404, "not_found", None),
     (MethodNotAllowed, 405, "method_not_allowed", None),
+    (CsrfFailed, 403, "csrf_failed", None),
 ]
 
 

@@ -62,6 +62,36 @@ def test_shop_readme_flow(shop: Flask) -> None:
     assert cart.json == {"items": [{"product_id": 2, "quantity": 1}]}
 
 
+def test_shop_serves_the_browser_page(shop: Flask) -> None:
+    """``make demo``'s page: the HTML and its two module scripts, under a strict CSP."""
+    client = shop.test_client()
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assert b'<form id="login"' in page.data
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    for name in ("shop.mjs", "client.mjs"):
+        script = client.get(f"/{name}")
+        assert script.status_code == 200
+        assert script.mimetype == "text/javascript"
+        assert "Content-Security-Policy" in script.headers
+    assert b"cookies: true" in client.get("/shop.mjs").data
+    assert client.get("/conftest.py").status_code == 404
+
+
+def test_shop_runs_in_cookie_mode(shop: Flask) -> None:
+    """Browsers get the refresh cookie; the README's curl (no Origin) gets JSON."""
+    client = shop.test_client()
+    browser = client.post(
+        "/auth/login",
+        json={"username": "demo", "password": "demo-password"},
+        headers={"Origin": "http://localhost"},
+    )
+    assert "refresh_token" not in browser.json
+    assert client.get_cookie("__Secure-cocart_rt", path="/auth") is not None
+    assert "refresh_token" in _login(client).json
+
+
 def test_shop_wrong_password(shop: Flask) -> None:
     assert_error(_login(shop.test_client(), "nope"), 401, "invalid_credentials")
 
