@@ -66,11 +66,11 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
         claims = service.verify(token)
         if "cnf" in claims or service.dpop is not None:
             check_unbound(claims, service.dpop)  # a bound token needs its proof
+    if csrf_session is not None:
+        check_bound(csrf_session, claims["sid"])
     limits = service.limits
     if limits is not None:  # the protected-view limit is opt-in
         limits.limit_access_token("protected", claims)
-    if csrf_session is not None:
-        check_bound(csrf_session, claims["sid"])
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
     _remember(current, claims, service.load_user(claims["sub"]))

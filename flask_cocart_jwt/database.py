@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, MetaData, create_engine, event, inspect, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
@@ -125,6 +125,55 @@ def timeout_connect_args(url: URL, timeout: float) -> tuple[dict[str, Any], bool
 
 def _unless_in_url(url: URL, args: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in args.items() if k == "options" or k not in url.query}
+
+
+#: The PostgreSQL advisory lock under which the extension creates its tables
+#: (any fixed 64-bit number: the bytes of "cocartjw").
+TABLES_LOCK = 0x636F636172746A77
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create the tables of ``metadata`` that are missing, safe against other
+    processes doing the same at the same time.
+
+    Several workers of a fresh deployment create the extension's own tables
+    on their first request, together. On PostgreSQL the creation runs in one
+    transaction under an advisory lock (:data:`TABLES_LOCK`): the others wait,
+    then find the tables there. Elsewhere (SQLite, MariaDB and MySQL), and on
+    PostgreSQL should anything else create the tables meanwhile, a creation
+    that fails because another process created a table between the check and
+    the ``CREATE`` ("already exists", a unique violation in the catalog)
+    looks again: the tables that are there now are kept, the missing ones
+    created. An error that is not such a race (the database is down, no
+    privilege to create tables) still raises.
+
+    :param engine: the extension's own engine.
+    :param metadata: the metadata of the token tables.
+
+    .. versionadded:: 0.2
+    """
+    attempts = len(metadata.tables) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TABLES_LOCK})
+                metadata.create_all(conn)
+            return
+        except sa_exc.DBAPIError:
+            # Look again on a fresh connection: this raises at once if the
+            # database is down, and tells whether another process won a race.
+            if not _missing_tables(engine, metadata):
+                return
+            if attempt == attempts:
+                raise
+
+
+def _missing_tables(engine: Engine, metadata: MetaData) -> list[str]:
+    """The names of the tables of ``metadata`` that the database does not have."""
+    with engine.connect() as conn:
+        present = set(inspect(conn).get_table_names())
+    return [name for name in metadata.tables if name not in present]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

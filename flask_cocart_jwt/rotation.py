@@ -115,6 +115,7 @@ def revoke_if_replayed(
     client: Client,
     now: int,
     on_reuse: ReuseHandler,
+    check_session: SessionCheck | None = None,
     jkt: str | None = None,
 ) -> bool:
     """Revoke the session of ``token`` if a refresh with it now would be a replay.
@@ -125,9 +126,12 @@ def revoke_if_replayed(
     left alone, exactly as :func:`rotate` would, and so is a token of a
     session bound to another DPoP key than ``jkt``'s.
 
+    :param check_session: as for :func:`rotate`: raise to refuse before
+        anything is revoked.
     :returns: whether the session was revoked (``on_reuse`` was called).
     """
-    return _Refresh(store, token, settings, client, now, None, jkt).revoke_if_replayed(on_reuse)
+    refresh = _Refresh(store, token, settings, client, now, check_session, jkt)
+    return refresh.revoke_if_replayed(on_reuse)
 
 
 class _Refresh:

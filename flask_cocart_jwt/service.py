@@ -160,8 +160,7 @@ class Service:
         not_after: int,
         jkt: str | None = None,
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds (capped at ``not_after``),
-        bound to the DPoP key ``jkt`` if given."""
+        """A signed access token (bound to ``jkt``) and its lifetime (capped at ``not_after``)."""
         loader = self.callbacks.additional_claims_loader_callback
         token, signed = encode_access_token(
             self.settings,
@@ -272,7 +271,12 @@ class Service:
         )
 
     def revoke_if_replayed(
-        self, refresh_token: str, client: Client, jkt: str | None = None
+        self,
+        refresh_token: str,
+        client: Client,
+        *,
+        check_session: SessionCheck | None = None,
+        jkt: str | None = None,
     ) -> bool:
         """Revoke the session of a refresh token whose use now would be a replay.
 
@@ -280,6 +284,7 @@ class Service:
         answered 429), so that a replay still revokes its session at once.
         Nothing is consumed; a retry inside the reuse interval is no replay.
 
+        :param check_session: and ``jkt``: as for :meth:`refresh`.
         :returns: whether the session was revoked.
         """
         if not looks_like_refresh_token(refresh_token):
@@ -292,6 +297,7 @@ class Service:
             client=client,
             now=now,
             on_reuse=self._reuse_handler(now),
+            check_session=check_session,
             jkt=jkt,
         )
 
@@ -340,10 +346,8 @@ class Service:
     ) -> bool:
         """Revoke the session of a refresh token; ``False`` for an unknown one.
 
-        :param check_session: called with the token's session id before it
-            is revoked; raise to refuse.
-        :param check_key: called with the DPoP key thumbprint the session is
-            bound to (or ``None``) before it is revoked; raise to refuse.
+        ``check_session`` (called with the session id) and ``check_key`` (with
+        the DPoP key thumbprint it is bound to, or ``None``) raise to refuse.
         """
         if not looks_like_refresh_token(token):
             return False
@@ -363,8 +367,7 @@ class Service:
         The kind of token is told by its form (a refresh token starts with
         ``rt_``, an access token is a JWS), so RFC 7009's ``token_type_hint``
         is not needed. An access token must pass :meth:`verify`: an expired,
-        forged or already revoked one revokes nothing. ``check_key`` is
-        called with the token's DPoP binding, as by :meth:`revoke_refresh_token`.
+        forged or already revoked one revokes nothing.
 
         :returns: whether a live session was revoked; ``False`` for a token
             that is unknown, invalid or expired.

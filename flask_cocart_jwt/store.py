@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, union_all
 
-from .database import database_errors_as_503
+from .database import create_tables, database_errors_as_503
 from .forks import PerProcess
 from .models import Tables
 from .refresh_tokens import hash_refresh_token, new_refresh_token
@@ -97,9 +97,13 @@ class Store:
     def _connect(self) -> Engine:
         engine = self._engine_getter()
         if self.embedded:
-            with database_errors_as_503():
-                self.tables.sessions.metadata.create_all(engine)
-                upgrade_tables(engine, self.tables)
+            try:
+                with database_errors_as_503():
+                    create_tables(engine, self.tables.sessions.metadata)
+                    upgrade_tables(engine, self.tables)
+            except BaseException:
+                engine.dispose()  # the next use makes a new engine, and tries again
+                raise
         return engine
 
     @property
@@ -230,15 +234,8 @@ class Store:
         consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": now})
         if consumed.rowcount != 1:
             return False
-        touched = conn.execute(
-            statements.touch,
-            {
-                "b_session": row.session_id,
-                "b_now": now,
-                "b_access": access_expires_at,
-                "b_jkt": jkt,
-            },
-        )
+        params = {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at}
+        touched = conn.execute(statements.touch, {**params, "b_jkt": jkt})
         if touched.rowcount != 1:
             return None
         conn.execute(

@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
 from . import signals
@@ -49,6 +48,7 @@ from .exceptions import (
 from .openapi import OPENAPI_PATH, openapi_document
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .results import TokenPair
+from .routing import fallback_rules, methods_of_other_rules
 from .service import Service
 from .transport import (
     access_token_from_request,
@@ -64,7 +64,6 @@ _CACHEABLE = frozenset({f"{BLUEPRINT_NAME}.jwks", f"{BLUEPRINT_NAME}.openapi"})
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
 #: not looked up (a NUL byte is a database error on PostgreSQL).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 #: Refresh failures that end the session: cookie mode clears its cookies.
 _SESSION_ENDED = (InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused, UserNotFound)
 
@@ -78,7 +77,6 @@ class TokenRoutes:
     def __init__(self, service: Service) -> None:
         self.service = service
         #: The ``Allow`` of each token route, by the endpoint of its catch-all.
-        self.allow: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
 
@@ -110,11 +108,11 @@ class TokenRoutes:
                 raise MissingToken
             claims = service.verify(token)
             check_unbound(claims, service.dpop)
+        if csrf_session is not None:
+            check_bound(csrf_session, str(claims["sid"]))
         limits = service.limits
         if limit is not None and limits is not None:
             limits.limit_access_token(limit, claims)
-        if csrf_session is not None:
-            check_bound(csrf_session, str(claims["sid"]))
         service.load_user(claims["sub"])
         return claims
 
@@ -200,7 +198,7 @@ class TokenRoutes:
             except RateLimited:
                 # A replay is detected (and its session revoked) even when its
                 # per-token limit answers 429 first.
-                self.service.revoke_if_replayed(token, request_client(), jkt)
+                self.service.revoke_if_replayed(token, request_client(), jkt=jkt)
                 raise
         return jsonify(self.service.refresh(token, request_client(), jkt=jkt).to_dict())
 
@@ -217,15 +215,24 @@ class TokenRoutes:
             csrf = check_csrf_token(service.settings, cookies)
             self._limit_ip("refresh")
             jkt = token_endpoint_jkt(service)
+
+            def bound(session_id: str) -> None:
+                check_bound(csrf.session_id, session_id)
+
             limits = service.limits
             if limits is not None:
-                limits.limit_token("refresh", token)
-            pair = service.refresh(
-                token,
-                request_client(),
-                check_session=lambda sid: check_bound(csrf.session_id, sid),
-                jkt=jkt,
-            )
+                try:
+                    limits.limit_token("refresh", token)
+                except RateLimited as limited:
+                    # A replay is detected (its session revoked) even when its
+                    # per-token limit answers 429 first, as with JSON transport.
+                    replayed = service.revoke_if_replayed(
+                        token, request_client(), check_session=bound, jkt=jkt
+                    )
+                    if replayed:
+                        return self._ended(limited, cookies)
+                    raise
+            pair = service.refresh(token, request_client(), check_session=bound, jkt=jkt)
         except _SESSION_ENDED as error:
             return self._ended(error, cookies)
         # The CSRF token is the session's: the same value is set again, so a
@@ -378,43 +385,6 @@ class TokenRoutes:
             return self.service.render_error(limited)
         return self.service.render_error(InvalidRequest())
 
-    def unrouted(self) -> None:
-        """Before every request of the app: unrouted requests under the prefix as JSON.
-
-        A path under ``COCART_JWT_URL_PREFIX`` that matches no route is
-        ``not_found``; a method that no route of the path takes (``TRACE``,
-        ``FOO``...) is ``method_not_allowed`` with that route's own ``Allow``.
-        The prefix is compared without regard to case, so that ``/AUTH/login``
-        is a JSON 404 too (routing itself stays case-sensitive, as in Flask).
-        Other paths keep the app's own 404 and 405. With an empty prefix only
-        the token routes' 405s are answered here.
-        """
-        error = request.routing_exception
-        if isinstance(error, http.MethodNotAllowed):
-            allow = self._route_allow()
-            if allow is not None or self._under_prefix(request.path):
-                raise MethodNotAllowed(
-                    allow=allow if allow is not None else ", ".join(error.valid_methods or ())
-                )
-        elif isinstance(error, http.NotFound) and self._under_prefix(request.path):
-            raise NotFound
-
-    def _under_prefix(self, path: str) -> bool:
-        prefix = self.service.settings.url_prefix.lower()
-        path = path.lower()
-        return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
-
-    def _route_allow(self) -> str | None:
-        """The ``Allow`` of the token route at the request's path, if there is one."""
-        adapter = current_app.create_url_adapter(request)
-        if adapter is None:
-            return None
-        try:
-            rule, _args = adapter.match(method="OPTIONS", return_rule=True)
-        except HTTPException:
-            return None
-        return self.allow.get(rule.endpoint)
-
 
 def _allow(allowed: str) -> str:
     """The ``Allow`` of a token route that takes the method ``allowed``."""
@@ -441,6 +411,14 @@ def _other_methods(allowed: str) -> Callable[..., Response]:
     return other_methods
 
 
+def _not_found(**_kwargs: object) -> Response:
+    """The view of unknown paths (and of the app's own routes' unknown methods) under the prefix."""
+    allowed = methods_of_other_rules()
+    if allowed:
+        raise MethodNotAllowed(allow=", ".join(allowed))
+    raise NotFound
+
+
 def create_blueprint(service: Service) -> Blueprint:
     """The blueprint of the token routes of the app of ``service``."""
     routes = TokenRoutes(service)
@@ -459,21 +437,13 @@ def create_blueprint(service: Service) -> Blueprint:
     )
     if service.settings.openapi_route:
         table += ((OPENAPI_PATH, routes.openapi, "GET"),)
+    others = []
     for path, view, method in table:
         bp.add_url_rule(path, view_func=view, methods=[method], provide_automatic_options=False)
-        # Other methods get the contract's JSON error, not Werkzeug's HTML 405.
-        other = f"{view.__name__}_other_methods"
-        bp.add_url_rule(
-            path,
-            endpoint=other,
-            view_func=_other_methods(method),
-            methods=sorted(_METHODS - {method} | {"OPTIONS"}),
-            provide_automatic_options=False,
-        )
-        routes.allow[f"{BLUEPRINT_NAME}.{other}"] = _allow(method)
+        # Every other method, TRACE and FOO included, gets the contract's
+        # JSON 405, not Werkzeug's HTML one.
+        others.append((path, f"{view.__name__}_other_methods", _other_methods(method)))
+    bp.record(fallback_rules(BLUEPRINT_NAME, others, _not_found))
     bp.after_request(routes.no_store)
     bp.register_error_handler(HTTPException, routes.http_error)
-    # Methods outside the catch-alls' (TRACE, FOO...) and unknown paths fail
-    # in routing, before the blueprint is known: an app-wide hook.
-    bp.before_app_request(routes.unrouted)
     return bp

@@ -307,6 +307,39 @@ def test_reuse_detection_clears(make_app: MakeApp) -> None:
     assert_error(browser.client.get("/me", headers=_bearer(login)), 401, "session_revoked")
 
 
+@pytest.mark.parametrize("csrf", ["own", "other-session"])
+def test_a_replay_past_its_per_token_limit(make_app: MakeApp, csrf: str) -> None:
+    """The 429 still revokes the session and clears the cookies; with another
+    session's CSRF token it is refused (403) and revokes nothing."""
+    app = make_app(
+        COCART_JWT_COOKIE_MODE=True,
+        COCART_JWT_REFRESH_REUSE_INTERVAL=0,
+        COCART_JWT_LIMIT_REFRESH_PER_TOKEN="1 per minute",
+    )
+    browser = BrowserActions(app.test_client())
+    browser.login()
+    consumed = str(browser.refresh_cookie())
+    assert browser.refresh().status_code == 200
+    browser.client.set_cookie(REFRESH_COOKIE, consumed, path="/auth")
+    headers = browser.headers()
+    if csrf == "other-session":
+        other = BrowserActions(app.test_client())
+        other.login("bob")
+        token = str(other.csrf())
+        browser.client.set_cookie(CSRF_COOKIE, token)
+        headers = browser.headers(**{"X-CSRF-Token": token})
+    response = browser.client.post("/auth/refresh-token", headers=headers)
+    (alice,) = [row for row in table_rows(app, "sessions") if row["identity"] == "alice"]
+    if csrf == "own":
+        assert_error(response, 429, "rate_limited")
+        assert_cleared(response)
+        assert alice["revoked_at"] is not None
+    else:
+        assert_error(response, 403, "csrf_failed")
+        assert set_cookies(response) == {}
+        assert alice["revoked_at"] is None
+
+
 @pytest.mark.parametrize("failure", ["expired", "revoked", "unknown", "oversized", "user_gone"])
 def test_refresh_failures_that_end_the_session_clear(make_app: MakeApp, failure: str) -> None:
     ext = CoCartJWT()

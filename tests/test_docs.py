@@ -117,6 +117,8 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Flask:
         }
     )
     app.json.sort_keys = request.param  # type: ignore[attr-defined]
+    result = app.test_cli_runner().invoke(args=["init-db"])  # the shop's tables and demo user
+    assert result.exit_code == 0, result.output
     return app
 
 

@@ -32,7 +32,7 @@ from flask import Flask, Response, request
 from flask_cors import CORS
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from examples.shop import BROWSER_FILES
+from examples.shop import BROWSER_FILES, init_db
 from examples.shop import create_app as create_shop
 from flask_cocart_jwt import signals
 from tests.conftest import IN_CI, SECRET
@@ -164,6 +164,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
                 "COCART_JWT_CSRF_TRUSTED_ORIGINS": (spa.origin,),
             }
         )
+        with app.app_context():
+            init_db()  # the shop's init step: its tables and the demo user
         # An SPA on another origin: Flask-CORS with exact origins and credentials.
         CORS(app, origins=[spa.origin, spa_untrusted.origin], supports_credentials=True)
         apis.append(app)

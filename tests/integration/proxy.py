@@ -69,6 +69,13 @@ class TcpProxy:
         self._closed.set()
         self.cut()
 
+    def url(self, upstream_url: str) -> str:
+        """``upstream_url`` (a database URL) with its host and port replaced by the proxy's."""
+        parts = urlsplit(upstream_url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
     def __enter__(self) -> TcpProxy:
         return self
 
