@@ -22,6 +22,10 @@ or open http://localhost:5000/ in a browser: a small page (``examples/browser``)
 logs in with cookie mode (``COCART_JWT_COOKIE_MODE``), so that a reload, or a
 browser restart, keeps you logged in while no script can read the refresh
 token. curl and other clients without an ``Origin`` header keep JSON transport.
+``/?dpop=1`` adds DPoP (``COCART_JWT_DPOP = "optional"``): the page signs
+every request with a key that no script can export, and the session is bound
+to it; ``/?dpop=1&cookies=0`` does the same with the tokens in the page's
+memory (JSON transport) instead of the cookie.
 """
 
 from __future__ import annotations
@@ -170,6 +174,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # Browsers (requests with Origin) get the refresh token in an HttpOnly
         # cookie, CSRF-checked; other clients keep JSON transport.
         COCART_JWT_COOKIE_MODE=True,
+        # A client that sends DPoP proofs gets tokens bound to its key (RFC 9449).
+        COCART_JWT_DPOP="optional",
     )
     # Deployment settings come from FLASK_* environment variables, e.g.
     # FLASK_SQLALCHEMY_DATABASE_URI or FLASK_COCART_JWT_RATELIMIT_STORAGE_URI.

@@ -75,7 +75,10 @@ def test_shop_serves_the_browser_page(shop: Flask) -> None:
         assert script.status_code == 200
         assert script.mimetype == "text/javascript"
         assert "Content-Security-Policy" in script.headers
-    assert b"cookies: true" in client.get("/shop.mjs").data
+    # Cookie mode unless ?cookies=0; DPoP with ?dpop=1.
+    script = client.get("/shop.mjs").data
+    assert b'const cookies = params.get("cookies") !== "0";' in script
+    assert b"new AuthClient(apiBase, { cookies, dpop," in script
     assert client.get("/conftest.py").status_code == 404
 
 
@@ -290,10 +293,10 @@ def test_factory_migrations_see_the_token_tables(tmp_path: Any) -> None:
 NODE = shutil.which("node")
 
 
-@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
-def test_javascript_client_refreshes_once_and_retries() -> None:
+def _run_demo(config: dict[str, Any], *args: str) -> dict[str, Any]:
+    """Run ``examples/js/demo.mjs`` in Node against the minimal app with ``config``."""
     assert NODE is not None
-    app = minimal.create_app({"COCART_JWT_RATELIMIT_ENABLED": False})
+    app = minimal.create_app({"COCART_JWT_RATELIMIT_ENABLED": False, **config})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -305,6 +308,7 @@ def test_javascript_client_refreshes_once_and_retries() -> None:
                 f"http://127.0.0.1:{server.server_port}",
                 "alice",
                 PASSWORD,
+                *args,
             ],
             capture_output=True,
             text=True,
@@ -315,10 +319,37 @@ def test_javascript_client_refreshes_once_and_retries() -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-    steps = json.loads(result.stdout)
+    steps: dict[str, Any] = json.loads(result.stdout)
+    return steps
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+def test_javascript_client_refreshes_once_and_retries() -> None:
+    steps = _run_demo({})
     assert steps == {
+        "tokenType": "Bearer",
         "hello": {"message": "Hello, alice!"},
         "afterRefresh": [200, 200],
         "rotatedOnce": True,
+        "loggedOut": 401,
+    }
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+@pytest.mark.parametrize("nonce", [False, True], ids=["dpop", "dpop-nonce"])
+def test_javascript_client_in_dpop_mode(nonce: bool) -> None:
+    """The client's WebCrypto proofs (Node's WebCrypto, the browser's API):
+    the session is bound, refresh and retry work, the server's nonce is
+    followed, the private key cannot be exported."""
+    config = {"COCART_JWT_DPOP": "required", "COCART_JWT_DPOP_NONCE": nonce}
+    steps = _run_demo(config, "dpop")
+    assert steps == {
+        "tokenType": "DPoP",
+        "hello": {"message": "Hello, alice!"},
+        "afterRefresh": [200, 200],
+        "rotatedOnce": True,
+        "privateKeyExtractable": False,
+        "exportRefused": True,
+        "asBearer": 401,
         "loggedOut": 401,
     }

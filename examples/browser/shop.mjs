@@ -1,12 +1,21 @@
 // The shop's browser page: cookie mode of AuthClient. The refresh token is in
 // an HttpOnly cookie (no script can read it); the access token only in this
 // page's memory, so a reload restores the session from the cookie.
+//
+// `?dpop=1` adds DPoP: every request carries a proof signed by a key that no
+// script can export (kept in IndexedDB), and the API binds the session to it.
+// `?cookies=0` keeps both tokens in the page's memory instead (JSON mode): a
+// reload then logs out.
 import { AuthClient } from "./client.mjs";
 
 const apiBase = document.querySelector('meta[name="api-base"]').content || location.origin;
 const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const dpop = params.get("dpop") === "1";
+const cookies = params.get("cookies") !== "0";
 
-const client = new AuthClient(apiBase, { cookies: true, onLogout: () => show(false) });
+const client = new AuthClient(apiBase, { cookies, dpop, onLogout: () => show(false) });
+$("mode").textContent = `${cookies ? "Cookie" : "JSON"} mode${dpop ? ", DPoP" : ""}`;
 // For the browser tests and the curious: the access token is reachable by any
 // script of the page while it is open, as in every SPA; the refresh token never.
 globalThis.shop = { client, cart: showCart };
