@@ -39,6 +39,8 @@ DOCUMENTED_ERRORS: dict[int, set[str]] = {
         "invalid_refresh_token",
         "refresh_token_expired",
         "refresh_token_reused",
+        "invalid_dpop_proof",
+        "use_dpop_nonce",
     },
     403: {"csrf_failed"},
     404: {"not_found"},

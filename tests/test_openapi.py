@@ -127,7 +127,13 @@ def test_security_and_request_bodies() -> None:
         # Or, with COCART_JWT_ACCESS_COOKIE, the access cookie (plus the CSRF
         # header for unsafe methods).
         cookie = {"accessCookie": []} if method == "get" else {"accessCookie": [], "csrfToken": []}
-        assert operation["security"] == [{"bearerAuth": []}, cookie], path
+        # Or a DPoP-bound token with its proof.
+        assert operation["security"] == [{"bearerAuth": []}, {"dpopAuth": []}, cookie], path
+        assert {"$ref": "#/components/parameters/DPoP"} in operation["parameters"], path
+    assert document["components"]["securitySchemes"]["dpopAuth"]["scheme"] == "dpop"
+    for path in ("/login", "/refresh-token", "/revoke"):
+        parameters = paths[path]["post"]["parameters"]
+        assert {"$ref": "#/components/parameters/DPoP"} in parameters, path
     login = paths["/login"]["post"]["requestBody"]
     assert login["required"] is True
     assert set(login["content"]) >= {"application/json", "application/x-www-form-urlencoded"}
@@ -315,6 +321,58 @@ def test_document_matches_cookie_mode_responses(shop_client: Any) -> None:
         ("/refresh-token", "post", shop_client.post("/auth/refresh-token", headers=csrf)),
     ]
     assert [response.status_code for *_, response in checks] == [200, 403, 200, 403, 200, 401]
+    for path, method, response in checks:
+        _validate(document, path, method, response)
+
+
+def test_document_matches_dpop_responses(shop_client: Any) -> None:
+    """The shop runs with COCART_JWT_DPOP = "optional": bound answers are documented."""
+    import re
+
+    from tests.dpop_support import ProofKey
+
+    document = openapi_document()
+    key = ProofKey()
+    login = shop_client.post(
+        "/auth/login",
+        json={"username": "demo", "password": "demo-password"},
+        headers={"DPoP": key.proof("POST", "/auth/login")},
+    )
+    assert login.json["token_type"] == "DPoP"
+    token = login.json["access_token"]
+
+    def bound(method: str, path: str) -> dict[str, str]:
+        proof = key.proof(method, path, access_token=token)
+        return {"Authorization": f"DPoP {token}", "DPoP": proof}
+
+    refresh = {"refresh_token": login.json["refresh_token"]}
+    checks = [
+        ("/login", "post", login),
+        (
+            "/sessions",
+            "get",
+            shop_client.get("/auth/sessions", headers=bound("GET", "/auth/sessions")),
+        ),
+        (
+            "/validate-token",
+            "post",
+            shop_client.post("/auth/validate-token", headers=bound("POST", "/auth/validate-token")),
+        ),
+        ("/refresh-token", "post", shop_client.post("/auth/refresh-token", json=refresh)),
+        (
+            "/refresh-token",
+            "post",
+            shop_client.post(
+                "/auth/refresh-token",
+                json=refresh,
+                headers={"DPoP": key.proof("POST", "/auth/refresh-token")},
+            ),
+        ),
+    ]
+    assert [response.status_code for *_, response in checks] == [200, 200, 200, 401, 200]
+    assert checks[1][2].json["sessions"][0]["dpop_bound"] is True
+    pattern = document["components"]["headers"]["WWWAuthenticate"]["schema"]["pattern"]
+    assert re.match(pattern, checks[3][2].headers["WWW-Authenticate"])
     for path, method, response in checks:
         _validate(document, path, method, response)
 
