@@ -353,3 +353,51 @@ def test_javascript_client_in_dpop_mode(nonce: bool) -> None:
         "asBearer": 401,
         "loggedOut": 401,
     }
+
+
+# -- the Python DPoP client ------------------------------------------------------
+
+
+@pytest.mark.parametrize("nonce", [False, True], ids=["dpop", "dpop-nonce"])
+def test_python_dpop_client(nonce: bool) -> None:
+    """``examples/dpop_client.py`` (requests + cryptography, no PyJWT) against
+    the minimal app over real HTTP: bound login, calls, refresh; the copied
+    tokens are refused without its key."""
+    import requests
+
+    from examples.dpop_client import DPoPClient
+
+    app = minimal.create_app(
+        {
+            "COCART_JWT_RATELIMIT_ENABLED": False,
+            "COCART_JWT_DPOP": "required",
+            "COCART_JWT_DPOP_NONCE": nonce,
+        }
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        client = DPoPClient(base)
+        client.login("alice", PASSWORD)
+        assert client.token_type == "DPoP"
+        assert client.request("GET", "/hello").json() == {"message": "Hello, alice!"}
+        old = client.refresh_token
+        client.refresh()
+        assert client.refresh_token != old
+        assert client.request("GET", "/hello?page=2").status_code == 200
+        # Copied out: the same tokens from another client, with its own key or none.
+        thief = DPoPClient(base)
+        thief.access_token, thief.token_type = client.access_token, "DPoP"
+        assert thief.request("GET", "/hello").status_code == 401
+        bearer = {"Authorization": f"Bearer {client.access_token}"}
+        assert requests.get(f"{base}/hello", headers=bearer, timeout=30).status_code == 401
+        thief.refresh_token = client.refresh_token
+        with pytest.raises(requests.HTTPError):
+            thief.refresh()
+        assert client.request("GET", "/hello").status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
