@@ -137,33 +137,31 @@ class Settings:
     dpop: DPoPSettings | None = None
 
 
-def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> int:
+def _duration(config: Mapping[str, Any], key: str) -> float:
+    """The value of ``key`` in seconds: a ``timedelta`` or a number (not a bool)."""
     value = config[key]
     if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
+
+
+def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> int:
+    seconds = _duration(config, key)
     if not math.isfinite(seconds) or seconds < 0 or (seconds < 1 and not allow_zero):
         raise ConfigurationError(
-            f"{key} must be a finite duration of at least one second; got {value!r}."
+            f"{key} must be a finite duration of at least one second; got {config[key]!r}."
         )
     return int(seconds)
 
 
 def _timeout(config: Mapping[str, Any], key: str) -> float:
     """A duration in seconds, fractions kept: at least 0.1 s, at most a day."""
-    value = config[key]
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
+    seconds = _duration(config, key)
     if not math.isfinite(seconds) or not 0.1 <= seconds <= 86400:
         raise ConfigurationError(
-            f"{key} must be a duration between 0.1 seconds and one day; got {value!r}."
+            f"{key} must be a duration between 0.1 seconds and one day; got {config[key]!r}."
         )
     return seconds
 
