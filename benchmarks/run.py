@@ -61,7 +61,7 @@ import jwt
 import sqlalchemy as sa
 from flask import Flask
 
-from benchmarks import instructions, protected, ratelimits
+from benchmarks import cases, instructions, protected, ratelimits
 from tests.integration import servers as srv
 
 SECRET = protected.SECRET
@@ -83,10 +83,11 @@ class Sizes:
     http_requests: int
     http_cap: float
     instruction_requests: int
+    instruction_repeat: int
 
 
-FULL = Sizes(31, 400, 300, 11, 150, 7, 2000, 20.0, 400)
-QUICK = Sizes(3, 100, 100, 3, 40, 2, 300, 5.0, 50)
+FULL = Sizes(31, 400, 300, 11, 150, 7, 2000, 20.0, 200, 3)
+QUICK = Sizes(3, 100, 100, 3, 40, 2, 300, 5.0, 50, 1)
 
 
 @dataclass(frozen=True)
@@ -155,29 +156,45 @@ def warm(calls: dict[str, Callable[[], Any]], n: int) -> None:
 
 def bench_protected(sizes: Sizes, report: Report) -> None:
     print("\n[1] protected route, test client (µs per request)", flush=True)
-    calls = {name: protected.prepare(name) for name in protected.CASES}
+    calls = {name: cases.prepare(name) for name in cases.CASES}
     warm(calls, min(200, sizes.protected_requests))
     samples = protected.rounds_of(calls, sizes.rounds, sizes.protected_requests)
     results = {name: statistics.median(values) for name, values in samples.items()}
-    over = {name: protected.paired_overhead(samples, name, "bare Flask") for name in samples}
+    over = protected.overheads(samples)
     report.add("protected route", results, overheads=over)
     for name, us in results.items():
-        print(f"    {name:40} {us:9.1f}   overhead {over[name]:8.1f}")
+        print(f"    {name:55} {us:9.1f}   overhead {over[name]:8.1f}")
     report.targets += protected_targets(over, "")
+    open_cost = over[cases.OPEN_WITH] / results[cases.OPEN_WITHOUT]
+    print(f"    unprotected route with the extension: {open_cost:+.2%} (timed, for information)")
+    for name, us in protected.accessors_us().items():
+        print(f"    {name} after the check: {us:.3f} µs")
+        report.targets.append(Target(f"{name} after the check, µs per call", us, 1.0))
 
 
 def protected_targets(over: dict[str, float], measure: str) -> list[Target]:
-    """The two protected-route targets from each case's overhead over bare Flask."""
+    """The protected-route targets from each case's overhead over its baseline."""
     return [
         Target(
-            f"auth overhead{measure}, ours / Flask-JWT-Extended",
-            over["CoCart-JWT, revocation check off"] / over["Flask-JWT-Extended"],
-            0.15,
+            f"documented setup: auth overhead{measure}, ours / Flask-JWT-Extended",
+            over[cases.DOC_OURS] / over[cases.DOC_FJE],
+            0.10,
         ),
         Target(
-            f"auth overhead{measure} with revocation check, ours / FJE + DB blocklist",
-            over["CoCart-JWT, revocation check on"] / over["Flask-JWT-Extended + DB blocklist"],
-            0.15,
+            f"documented setup: auth overhead{measure} with revocation check, "
+            "ours / FJE + DB blocklist",
+            over[cases.DOC_OURS_REV] / over[cases.DOC_FJE_DB],
+            0.08,
+        ),
+        Target(
+            f"minimal app: auth overhead{measure}, ours / Flask-JWT-Extended",
+            over[cases.OURS] / over[cases.FJE],
+            0.10,
+        ),
+        Target(
+            f"minimal app: auth overhead{measure} with revocation check, ours / FJE + DB blocklist",
+            over[cases.OURS_REV] / over[cases.FJE_DB],
+            0.08,
         ),
     ]
 
@@ -189,12 +206,19 @@ def bench_instructions(sizes: Sizes, report: Report) -> None:
         print("    " + note)
         report.notes.append(note)
         return
-    results = instructions.per_request(sizes.instruction_requests)
-    over = {name: count - results["bare Flask"] for name, count in results.items()}
+    results = instructions.per_request(sizes.instruction_requests, sizes.instruction_repeat)
+    over = {name: count - results[cases.BASELINES[name]] for name, count in results.items()}
     report.add("protected route", results, unit="instructions", overheads=over)
     for name, count in results.items():
-        print(f"    {name:40} {count:12,.0f}   overhead {over[name]:12,.0f}")
+        print(f"    {name:55} {count:12,.0f}   overhead {over[name]:12,.0f}")
     report.targets += protected_targets(over, " in instructions")
+    report.targets.append(
+        Target(
+            "unprotected route, extra instructions with the extension installed",
+            over[cases.OPEN_WITH] / results[cases.OPEN_WITHOUT],
+            0.01,
+        )
+    )
 
 
 # -- 2. rate limits ------------------------------------------------------------
@@ -396,16 +420,16 @@ def bench_refresh(sizes: Sizes, report: Report) -> None:
     report.add("refresh", results)
     for name, us in results.items():
         print(f"    {name:45} {us:9.1f}")
-    for label in ("SQLite", "PostgreSQL"):
+    for label, limit in (("SQLite", 2.0), ("PostgreSQL", 1.5)):
         name = f"refresh round trip on {label} / floor"
         if label not in databases:
-            report.targets.append(Target(name, None, 2.0, note="PostgreSQL not usable"))
+            report.targets.append(Target(name, None, limit, note="PostgreSQL not usable"))
             continue
         ratio = (
             results[f"refresh rotation, {label}"]
             / results[f"floor (UPDATE + INSERT + jwt.encode), {label}"]
         )
-        report.targets.append(Target(name, ratio, 2.0))
+        report.targets.append(Target(name, ratio, limit))
 
 
 # -- 4. HTTP throughput under gunicorn ---------------------------------------
@@ -505,7 +529,7 @@ def bench_http(sizes: Sizes, report: Report) -> None:
         print(f"    {name:45} {rps:9.1f}")
     bare, ours = results.values()
     report.targets.append(
-        Target("throughput under gunicorn, ours / bare Flask", ours / bare, 0.9, True)
+        Target("throughput under gunicorn, ours / bare Flask", ours / bare, 0.95, True)
     )
 
 
