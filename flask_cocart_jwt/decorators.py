@@ -7,9 +7,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from flask import request
-
 from .context import verify_jwt_in_request
+from .request_state import current_request
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,7 +53,7 @@ def jwt_required(
 
             @functools.wraps(view)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if request.method != "OPTIONS":
+                if current_request().method != "OPTIONS":
                     verify_jwt_in_request(optional=optional, fresh=fresh)
                 return await async_view(*args, **kwargs)
 
@@ -62,7 +61,7 @@ def jwt_required(
 
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if request.method != "OPTIONS":
+            if current_request().method != "OPTIONS":
                 verify_jwt_in_request(optional=optional, fresh=fresh)
             return view(*args, **kwargs)
 

@@ -30,7 +30,7 @@ import time
 from functools import lru_cache
 from typing import Any, cast
 
-from flask import Response, current_app
+from flask import Response, after_this_request, current_app
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -262,6 +262,10 @@ class RateLimits:
     ) -> Usage | None:
         state = request_state(create=True)
         assert state is not None
+        if not state.usages:
+            # The first limit this request counts: its response gets the
+            # headers (only requests that count a limit pay for the hook).
+            after_this_request(self.add_headers)
         if self.draft_headers and scope not in state.policies:
             self._declare_route(state, scope)
         usages = state.usages
@@ -340,7 +344,7 @@ class RateLimits:
         )
 
     def add_headers(self, response: Response) -> Response:
-        """The ``after_request`` hook: headers of the limits the request hit."""
+        """Add the headers of the limits the request hit (an ``after_this_request`` hook)."""
         return add_headers(response, draft=self.draft_headers)
 
 
