@@ -8,17 +8,18 @@ queries and the user's callbacks that it calls.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
 from .exceptions import ServiceUnavailable
 
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+_NOTIFY = select(func.pg_notify(bindparam("b_channel"), bindparam("b_payload")))
 
 
 @contextmanager
@@ -61,6 +62,34 @@ def close_session_quietly(scoped: Any) -> None:
         session.close()
     except _UNAVAILABLE:
         session.invalidate()
+
+
+def notify(conn: Connection, channel: str, payloads: Iterable[str], enabled: bool = True) -> None:
+    """Send PostgreSQL ``NOTIFY`` messages in ``conn``'s transaction.
+
+    PostgreSQL delivers them to the listeners when, and only if, the
+    transaction commits. Nothing is sent on other databases, or when not
+    ``enabled``.
+
+    .. versionadded:: 0.2
+    """
+    if enabled and conn.dialect.name == "postgresql":
+        for payload in payloads:
+            conn.execute(_NOTIFY, {"b_channel": channel, "b_payload": payload})
+
+
+def dedicated_connection(engine: Engine) -> Any:
+    """The driver's connection of a new connection of ``engine``, out of its pool.
+
+    For a connection held for a long time (``LISTEN``): it does not use up
+    the pool, and closing it closes it.
+
+    .. versionadded:: 0.2
+    """
+    raw = engine.raw_connection()
+    driver = raw.driver_connection
+    raw.detach()
+    return driver
 
 
 def embedded_engine(uri: str) -> Engine:

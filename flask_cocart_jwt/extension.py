@@ -17,6 +17,7 @@ from .database import close_session_quietly, embedded_engine
 from .exceptions import AuthError, ConfigurationError, ServiceUnavailable
 from .limits import RateLimits
 from .models import define_tables
+from .push import Push
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
 from .service import EXTENSION_KEY, Service
@@ -95,16 +96,24 @@ class CoCartJWT(Callbacks):
                     "COCART_JWT_DATABASE_URI is set but a db was given to CoCartJWT; "
                     "the token tables live in that db. Remove one of the two."
                 )
-            store = Store(define_tables(self.db.metadata), _engine_of(self.db, app))
+            store = Store(
+                define_tables(self.db.metadata),
+                _engine_of(self.db, app),
+                announce=settings.revocation_check,
+            )
         else:
             uri = settings.database_uri
             store = Store(
-                define_tables(self._metadata), lambda: embedded_engine(uri), embedded=True
+                define_tables(self._metadata),
+                lambda: embedded_engine(uri),
+                embedded=True,
+                announce=settings.revocation_check,
             )
         revocations = None
         if settings.revocation_check:
             relevance = settings.access_token_expires + settings.leeway + _CLOCK_SKEW
-            revocations = RevocationView(store, relevance)
+            push = Push(lambda: store.engine, settings.ratelimit_storage_uri)
+            revocations = RevocationView(store, relevance, push)
         limits = RateLimits(settings, self.limiter) if settings.ratelimit_enabled else None
         service = Service(settings, store, revocations, limits, self)
         blueprint = create_blueprint(service)

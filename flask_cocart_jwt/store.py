@@ -34,9 +34,10 @@ from sqlalchemy import (
     update,
 )
 
-from .database import database_errors_as_503
+from .database import database_errors_as_503, notify
 from .forks import PerProcess
 from .models import Tables
+from .push import CHANNEL, encode
 from .refresh_tokens import hash_refresh_token, new_refresh_token
 from .results import SessionInfo
 
@@ -127,6 +128,8 @@ class Store:
     :param engine_getter: returns the engine to use; called once per process.
     :param embedded: the tables live in the extension's own database (not in
         the user's ``db``); they are then created on first use.
+    :param announce: on PostgreSQL, send ``NOTIFY`` (see :mod:`.push`) in the
+        transaction of each revocation.
     """
 
     def __init__(
@@ -135,10 +138,12 @@ class Store:
         engine_getter: Callable[[], Engine],
         *,
         embedded: bool = False,
+        announce: bool = False,
     ) -> None:
         self.tables = tables
         #: Whether the tables live in the extension's own database.
         self.embedded = embedded
+        self.announce = announce
         self._engine_getter = engine_getter
         # A forked worker must not reuse its parent's connections.
         self._engine = PerProcess(self._connect, lambda e: e.dispose(close=False))
@@ -229,6 +234,7 @@ class Store:
                 evicted = [r.id for r in rows if r.id != session_id]
                 if evicted:
                     conn.execute(_revoke(s, now, "max_sessions").where(s.c.id.in_(evicted)))
+                    notify(conn, CHANNEL, encode(evicted, now), self.announce)
         return session_id, token, token_expires, evicted
 
     # -- refresh tokens ----------------------------------------------------
@@ -311,7 +317,9 @@ class Store:
         if identity is not None:
             query = query.where(s.c.identity == identity)
         with self.begin() as conn:
-            return bool(conn.execute(query).rowcount)
+            done = bool(conn.execute(query).rowcount)
+            notify(conn, CHANNEL, encode([session_id] if done else [], now), self.announce)
+            return done
 
     def revoke_user(
         self, identity: str, reason: str, *, now: int, conn: Connection | None = None
@@ -333,6 +341,7 @@ class Store:
         ]
         if ids:
             conn.execute(_revoke(s, now, reason).where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
+            notify(conn, CHANNEL, encode(ids, now), self.announce)
         return ids
 
     def session_of_refresh_token(self, token: str) -> tuple[str, str] | None:
