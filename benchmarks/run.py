@@ -4,16 +4,20 @@ Run by hand (never in the test suite)::
 
     .venv/bin/python -m benchmarks.run [--quick] [--only SECTION] [--output FILE]
 
-Five sections; the timed ones run in interleaved rounds (the order of the
+Six sections; the timed ones run in interleaved rounds (the order of the
 cases shuffled every round, ``gc.collect()`` before each timed block, medians
 over rounds):
 
-1. protected route, through Flask's test client: bare Flask,
-   Flask-JWT-Extended (plain and with an SQLAlchemy blocklist look-up),
-   Flask-CoCart-JWT (revocation check off and on) -- ``benchmarks/protected.py``;
-2. the same five cases counted in CPU instructions per request under
-   callgrind, which noise does not move -- ``benchmarks/instructions.py``
-   (skipped without valgrind);
+1. protected route, through Flask's test client, for the cases of
+   ``benchmarks/cases.py``: the documented setup (``CoCartJWT(db=db)``, a
+   view that reads the identity) against Flask-JWT-Extended with the same
+   route (plain and with its documented database blocklist), the minimal
+   app of 0.1, and an unprotected route with and without the extension;
+   then ``get_jwt_identity()`` and ``get_jwt()`` after the check --
+   ``benchmarks/protected.py``;
+2. the same cases counted in CPU instructions per request under callgrind
+   (medians of repeated runs), which noise hardly moves --
+   ``benchmarks/instructions.py`` (skipped without valgrind);
 3. ``POST /auth/validate-token`` with our limits on memory and on Redis,
    against raw Flask-Limiter with the same two limits --
    ``benchmarks/ratelimits.py``;
@@ -23,13 +27,17 @@ over rounds):
    equivalent tables of the same database plus one PyJWT ``jwt.encode``;
 5. the protected route over real HTTP: gunicorn (two sync workers, loopback)
    serving ``benchmarks/http_app.py``, loaded by a few threads of
-   :mod:`http.client` with a fixed request count and a duration cap.
+   :mod:`http.client` with a fixed request count and a duration cap;
+6. a revocation on one gunicorn server until another server refuses the
+   token, on PostgreSQL (``NOTIFY``) and MariaDB + Redis (pub/sub) --
+   ``benchmarks/revocation_push.py``.
 
 It prints the medians and the ratios against the targets, and writes the
 table to ``docs/benchmarks-results.rst`` (included by ``docs/benchmarks.rst``;
 a ``--quick`` run only prints, unless ``--output`` is given).
-Redis (``127.0.0.1:6379``), PostgreSQL (``127.0.0.1:5432``) and valgrind are optional:
-a case whose server is absent is skipped with a note. The PostgreSQL database
+Redis (``127.0.0.1:6379``), PostgreSQL (``127.0.0.1:5432``), MariaDB
+(``127.0.0.1:3306``) and valgrind are optional: a case whose server is absent
+is skipped with a note. The PostgreSQL database
 is created for the run and dropped after it; gunicorn is always stopped.
 """
 
@@ -84,10 +92,11 @@ class Sizes:
     http_cap: float
     instruction_requests: int
     instruction_repeat: int
+    push_samples: int
 
 
-FULL = Sizes(31, 400, 300, 11, 150, 7, 2000, 20.0, 200, 3)
-QUICK = Sizes(3, 100, 100, 3, 40, 2, 300, 5.0, 50, 1)
+FULL = Sizes(31, 400, 300, 11, 150, 7, 2000, 20.0, 200, 3, 100)
+QUICK = Sizes(3, 100, 100, 3, 40, 2, 300, 5.0, 50, 1, 10)
 
 
 @dataclass(frozen=True)
@@ -533,6 +542,36 @@ def bench_http(sizes: Sizes, report: Report) -> None:
     )
 
 
+# -- 6. revocation pushed to another server -------------------------------------
+
+
+def bench_push(sizes: Sizes, report: Report) -> None:
+    from benchmarks import revocation_push
+
+    print("\n[6] revocation on server A to refusal on server B (ms)", flush=True)
+    for backend, label in (("postgresql", "PostgreSQL NOTIFY"), ("mariadb", "MariaDB + Redis")):
+        name = f"revocation push p99, {label}, ms from the revoke answer to B's refusal"
+        server = revocation_push.URLS[backend].replace("+psycopg", "").replace("+pymysql", "")
+        if not (reachable(server) and reachable(revocation_push.REDIS_URL)):
+            note = f"{label}: server not reachable, push latency skipped"
+            print("    " + note)
+            report.notes.append(note)
+            report.targets.append(Target(name, None, 50.0, note="server not reachable"))
+            continue
+        result = revocation_push.measure(backend, sizes.push_samples)
+        every = result.every_worker
+        rows = {
+            f"revocation push, {label}: first refusal on B, p50": result.p50(),
+            f"revocation push, {label}: first refusal on B, p99": result.p99(),
+            f"revocation push, {label}: every worker of B, p50": result.p50(every),
+            f"revocation push, {label}: every worker of B, p99": result.p99(every),
+        }
+        report.add("revocation push", rows, unit="ms")
+        for row, ms in rows.items():
+            print(f"    {row:65} {ms:7.1f} ms")
+        report.targets.append(Target(name, result.p99(), 50.0))
+
+
 #: The sections, in the order a full run takes them.
 SECTIONS: dict[str, Callable[[Sizes, Report], None]] = {
     "protected": bench_protected,
@@ -540,6 +579,7 @@ SECTIONS: dict[str, Callable[[Sizes, Report], None]] = {
     "limits": bench_limits,
     "refresh": bench_refresh,
     "http": bench_http,
+    "push": bench_push,
 }
 
 
