@@ -11,11 +11,11 @@ revocation travels depends on the deployment:
   revocation commits. Every worker ``LISTEN`` s on a connection of its own.
 - **Redis**, when ``COCART_JWT_RATELIMIT_STORAGE_URI`` is a ``redis://``,
   ``rediss://`` or ``redis+unix://`` URL (``valkey`` too) and the token tables
-  are not on PostgreSQL: the path of MariaDB and SQLite deployments. The
-  revocation is published after its transaction commits; every worker
-  subscribes to the channel of that Redis database number.
-- Otherwise (another driver, Redis Sentinel or Cluster, no Redis): polling
-  only.
+  are not on PostgreSQL with psycopg 3: the path of MariaDB and SQLite
+  deployments. The revocation is published after its transaction commits;
+  every worker subscribes to the channel of that Redis database number.
+- Otherwise (another PostgreSQL driver without Redis, Redis Sentinel or
+  Cluster, no Redis): polling only.
 
 A message carries session ids and the revocation time, never a token; it can
 only add revocations, so a forged one can log users out but never in. The
@@ -125,7 +125,7 @@ class Push:
             dialect, driver = dialect.name, dialect.driver
             if dialect == "postgresql" and driver == "psycopg":
                 self._way = "postgresql"
-            elif dialect != "postgresql" and self._redis_url is not None and _has_redis():
+            elif self._redis_url is not None and _has_redis():
                 self._way = "redis"
             else:
                 self._way = "poll"
