@@ -9,7 +9,9 @@ and refusing new ones for a while, as a restart does.
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -219,3 +221,38 @@ def test_redis_urls() -> None:
     assert redis_target("valkey://h/1") == ("redis://h/1", 1)
     for other in ("memory://", "redis+sentinel://h/m", "redis+cluster://h", "", None):
         assert redis_target(other) is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_forked_worker_listens_on_its_own(pair: Callable[..., Pair]) -> None:
+    """A worker forked from a process whose push was live (gunicorn ``--preload``)
+    starts its own listener and leaves the parent's connection alone."""
+    workers = pair()
+    parent_token, child_token = workers.a.tokens("alice"), workers.a.tokens("bob")
+    assert workers.b.get("/me", parent_token["access_token"]).status_code == 200
+    workers.wait_pushing()
+
+    with warnings.catch_warnings():  # Python 3.12+: fork() of a process with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: B forked
+        code = 1
+        try:
+            assert not workers.view_b.pushing  # type: ignore[union-attr]
+            assert workers.b.get("/me", child_token["access_token"]).status_code == 200
+            workers.wait_pushing()  # a listener of its own
+            workers.revoke_on_a(child_token["session_id"])
+            workers.wait_refused_on_b(child_token["access_token"])
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    # The parent's listener lived through the child's life and exit.
+    assert workers.view_b.pushing  # type: ignore[union-attr]
+    workers.wait_refused_on_b(child_token["access_token"])
+    reads = workers.reads_b
+    workers.revoke_on_a(parent_token["session_id"])
+    workers.wait_refused_on_b(parent_token["access_token"])
+    assert workers.reads_b == reads
