@@ -1,10 +1,16 @@
 """A small shop-style JSON API protected by Flask-CoCart-JWT.
 
-Runs with zero setup: ``make demo`` (or ``flask --app examples.shop run``).
-The users and the token tables live in one SQLite file in the instance folder;
-a demo user ``demo`` / ``demo-password`` is created on first start. The JWT
-secret is read from ``SHOP_JWT_SECRET`` or generated once into the instance
-folder.
+Runs with zero setup: ``make demo``, which runs these two commands::
+
+    flask --app examples.shop:create_app init-db   # once: tables and the demo user
+    flask --app examples.shop:create_app run
+
+The users and the token tables live in one SQLite file in the instance folder
+(``FLASK_SQLALCHEMY_DATABASE_URI`` moves them). ``init-db`` creates the tables
+and a demo user ``demo`` / ``demo-password``; ``create_app()`` never touches the
+database, so any number of workers can start at once, even while the database
+is down. The JWT secret is read from ``SHOP_JWT_SECRET`` or generated once into
+the instance folder.
 
 Try it::
 
@@ -15,13 +21,18 @@ Try it::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from typing import Any
 
+import click
 from flask import Flask, abort, jsonify, request
+from flask.cli import with_appcontext
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, String
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -81,20 +92,54 @@ def login_extra(user: User) -> dict[str, Any]:
     return {"user": {"id": user.id, "username": user.username}}
 
 
+def init_db() -> None:
+    """Create the tables (the shop's and the token tables) and the demo user, if missing."""
+    db.create_all()
+    if db.session.execute(db.select(User).filter_by(username="demo")).first() is None:
+        db.session.add(
+            User(
+                username="demo",
+                email="demo@example.com",
+                password_hash=generate_password_hash("demo-password"),
+            )
+        )
+        db.session.commit()
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create the database tables and the demo user. Run it once, before serving."""
+    init_db()
+    click.echo("Initialised the database (demo user: demo / demo-password).")
+
+
 def _secret(app: Flask) -> str:
     secret = os.environ.get("SHOP_JWT_SECRET")
     if secret:
         return secret
     path = os.path.join(app.instance_path, "jwt-secret")
     if not os.path.exists(path):
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(secrets.token_urlsafe(64))
+        # Written aside, then linked into place: of several workers starting at
+        # once, the first one's secret wins and every one reads that one.
+        fd, draft = tempfile.mkstemp(dir=app.instance_path)  # mode 0o600
+        try:
+            with open(fd, "w") as f:
+                f.write(secrets.token_urlsafe(64))
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
     with open(path) as f:
         return f.read().strip()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the shop app. ``config`` overrides the defaults (used by the tests)."""
+    """Build the shop app. ``config`` overrides the defaults (used by the tests).
+
+    It never touches the database: ``flask --app examples.shop:create_app
+    init-db`` creates the tables and the demo user, once, before serving.
+    """
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(
@@ -108,22 +153,30 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["COCART_JWT_SECRET_KEY"] = _secret(app)
     db.init_app(app)
     cocart_jwt.init_app(app)
-
-    with app.app_context():
-        db.create_all()
-        if db.session.execute(db.select(User).filter_by(username="demo")).first() is None:
-            db.session.add(
-                User(
-                    username="demo",
-                    email="demo@example.com",
-                    password_hash=generate_password_hash("demo-password"),
-                )
-            )
-            db.session.commit()
+    app.cli.add_command(init_db_command)
 
     @app.get("/products")
     def products() -> Any:
         return jsonify(products=list(PRODUCTS.values()))
+
+    @app.post("/signup")
+    def signup() -> Any:
+        body = request.get_json(silent=True)
+        username = body.get("username") if isinstance(body, dict) else None
+        password = body.get("password") if isinstance(body, dict) else None
+        if not isinstance(username, str) or not 0 < len(username) <= 80:
+            return jsonify(error="invalid_request", message="username must be 1 to 80 chars."), 400
+        if not isinstance(password, str) or not 12 <= len(password) <= 1024:
+            return jsonify(error="invalid_request", message="password must be 12+ chars."), 400
+        user = User(username=username, email="", password_hash=generate_password_hash(password))
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:  # the username is taken
+            db.session.rollback()
+            return jsonify(error="conflict", message="That username is taken."), 409
+        # Log the new user in: the same body and no-store headers as POST /auth/login.
+        return cocart_jwt.issue_tokens(user).to_response(201, extra=login_extra(user))
 
     @app.get("/cart")
     @jwt_required

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .context import (
     current_user,
+    decode_token,
     get_current_user,
     get_jwt,
     get_jwt_identity,
@@ -72,6 +73,7 @@ __all__ = [
     "UserNotFound",
     "__version__",
     "current_user",
+    "decode_token",
     "get_current_user",
     "get_jwt",
     "get_jwt_identity",

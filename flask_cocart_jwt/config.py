@@ -52,6 +52,8 @@ DEFAULTS: Mapping[str, Any] = {
     # wiring
     "COCART_JWT_URL_PREFIX": "/auth",
     "COCART_JWT_DATABASE_URI": None,
+    "COCART_JWT_OPENAPI_ROUTE": True,
+    "COCART_JWT_DATABASE_TIMEOUT": timedelta(seconds=5),
     # rate limits
     "COCART_JWT_LIMIT_REFRESH_PER_IP": "10 per minute",
     "COCART_JWT_LIMIT_REFRESH_PER_TOKEN": "2 per minute",
@@ -103,6 +105,9 @@ class Settings:
     bind_user_agent: bool
     url_prefix: str
     database_uri: str = field(repr=False)  # may carry a password
+    openapi_route: bool
+    #: Seconds, not rounded: the extension's own engine waits at most this long.
+    database_timeout: float
     ratelimit_enabled: bool
     ratelimit_storage_uri: str = field(repr=False)  # may carry a password
     ratelimit_strategy: str
@@ -124,6 +129,22 @@ def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -
             f"{key} must be a finite duration of at least one second; got {value!r}."
         )
     return int(seconds)
+
+
+def _timeout(config: Mapping[str, Any], key: str) -> float:
+    """A duration in seconds, fractions kept: at least 0.1 s, at most a day."""
+    value = config[key]
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
+    if not math.isfinite(seconds) or not 0.1 <= seconds <= 86400:
+        raise ConfigurationError(
+            f"{key} must be a duration between 0.1 seconds and one day; got {value!r}."
+        )
+    return seconds
 
 
 def _flag(config: Mapping[str, Any], key: str) -> bool:
@@ -273,6 +294,8 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         bind_user_agent=_flag(merged, "COCART_JWT_BIND_USER_AGENT"),
         url_prefix=_url_prefix(merged["COCART_JWT_URL_PREFIX"]),
         database_uri=_database_uri(merged["COCART_JWT_DATABASE_URI"], instance_path),
+        openapi_route=_flag(merged, "COCART_JWT_OPENAPI_ROUTE"),
+        database_timeout=_timeout(merged, "COCART_JWT_DATABASE_TIMEOUT"),
         ratelimit_enabled=_flag(merged, "COCART_JWT_RATELIMIT_ENABLED"),
         ratelimit_storage_uri=_text(merged, "COCART_JWT_RATELIMIT_STORAGE_URI") or "memory://",
         ratelimit_strategy=_choice(merged, "COCART_JWT_RATELIMIT_STRATEGY", RATELIMIT_STRATEGIES),

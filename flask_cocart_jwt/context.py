@@ -2,16 +2,17 @@
 
 The verified claims and the loaded user of the current request are kept in
 the request's record (see :mod:`flask_cocart_jwt.request_state`).
+:func:`decode_token` is their twin for code that has a token but no request.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
-from .exceptions import FreshTokenRequired, MissingToken
+from .exceptions import FreshTokenRequired, InvalidToken, MissingToken
 from .request_state import ATTRIBUTE, RequestState, current_request
 from .service import service_of
 from .transport import access_token_from_environ
@@ -38,14 +39,52 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
             _remember(current, None, None)
             return None
         raise MissingToken
+    claims = service.verify(token)
     limits = service.limits
     if limits is not None:  # the protected-view limit is opt-in
-        limits.limit_token("protected", token)
-    claims = service.verify(token)
+        limits.limit_access_token("protected", claims)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
     _remember(current, claims, service.load_user(claims["sub"]))
     return claims
+
+
+def decode_token(token: str) -> dict[str, Any]:
+    """The verified claims of an access token, outside a request.
+
+    The same strict verification as a protected view's: the signature with
+    the app's keys, the algorithm allow-list, ``exp``, ``nbf``, ``iat``,
+    ``iss``, ``aud``, the token type and the revocation of its session. It
+    does not load the user and counts against no rate limit. Use it where a
+    token arrives without a request: a WebSocket handshake, a task queue, a
+    test.
+
+    ::
+
+        with app.app_context():
+            claims = decode_token(token)
+
+    :param token: the access token (the compact JWS, without ``Bearer``).
+    :returns: the token's claims.
+    :raises InvalidToken: anything but a valid access token of this app,
+        a value that is not a string included.
+    :raises TokenExpired: a valid token past its ``exp``.
+    :raises SessionRevoked: its session was revoked.
+    :raises ServiceUnavailable: the revocation check lost its database.
+    :raises RuntimeError: outside an app context, or the extension is not
+        initialised on the current app.
+
+    .. versionadded:: 0.2
+    """
+    if not has_app_context():
+        raise RuntimeError(
+            "decode_token() needs an app context: "
+            "call it in a view or inside 'with app.app_context():'."
+        )
+    service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    if not isinstance(token, str):
+        raise InvalidToken
+    return service.verify(token)
 
 
 def _remember(current: object, claims: dict[str, Any] | None, user: Any) -> None:

@@ -7,15 +7,30 @@ queries and the user's callbacks that it calls.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    MetaData,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    inspect,
+    make_url,
+    select,
+    text,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
+from .deadlines import Deadlines
 from .exceptions import ServiceUnavailable
 
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
@@ -46,9 +61,9 @@ def close_session_quietly(scoped: Any) -> None:
     Flask-SQLAlchemy closes the session at teardown with a ``ROLLBACK``. When
     the database connection dropped during the request, that rollback raises
     after the view has answered and turns a 503 into a 500. Closing it first
-    (the extension's teardown is registered after ``db.init_app``'s, so it
-    runs before it) does the same, except that a dead connection is
-    discarded instead of raising.
+    (the extension's error handler does when it renders a 503, before the
+    teardown) does the same, except that a dead connection is discarded
+    instead of raising.
 
     :param scoped: the ``scoped_session`` (``db.session``); nothing is done
         when the current scope has no session.
@@ -92,15 +107,23 @@ def dedicated_connection(engine: Engine) -> Any:
     return driver
 
 
-def embedded_engine(uri: str) -> Engine:
+def embedded_engine(uri: str, timeout: float = 5.0) -> Engine:
     """An engine for the extension's own database (default: SQLite file).
+
+    On PostgreSQL, MariaDB and MySQL, nothing waits for the database longer
+    than ``timeout`` (``COCART_JWT_DATABASE_TIMEOUT``): connecting, a free
+    connection in the pool, each statement on the server, and each use of a
+    connection as a whole (see :mod:`flask_cocart_jwt.deadlines`); a
+    connection is pinged before use, so that a restarted server costs no
+    error. Timeouts given in the URL's query string are kept.
 
     SQLite gets a busy timeout and WAL journaling so that concurrent requests
     wait for each other instead of failing; in-memory SQLite shares one
     connection.
     """
+    url = make_url(uri)
     kwargs: dict[str, Any] = {}
-    if uri.startswith("sqlite"):
+    if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         if uri in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
@@ -108,12 +131,91 @@ def embedded_engine(uri: str) -> Engine:
             directory = os.path.dirname(uri.split(":///", 1)[-1])
             if directory:
                 os.makedirs(directory, exist_ok=True)
-    else:
-        kwargs["pool_pre_ping"] = True
-    engine = create_engine(uri, **kwargs)
-    if uri.startswith("sqlite"):
+        engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args, cut_sockets = timeout_connect_args(url, timeout)
+    engine = create_engine(url, connect_args=connect_args, pool_timeout=timeout)
+    Deadlines(timeout, cut_sockets=cut_sockets).install(engine)
     return engine
+
+
+def timeout_connect_args(url: URL, timeout: float) -> tuple[dict[str, Any], bool]:
+    """The driver's timeout arguments for ``url``, and whether it lacks a
+    client-side socket timeout (libpq: the watchdog must cut its sockets).
+
+    Arguments already in the URL's query string win.
+    """
+    whole = max(1, math.ceil(timeout))
+    driver = url.get_driver_name()
+    args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and driver in ("psycopg", "psycopg2"):
+        args["connect_timeout"] = max(2, whole)  # libpq's minimum
+        server = f"-c statement_timeout={math.ceil(timeout * 1000)}"
+        options = url.query.get("options")
+        # The URL's own options come last: a -c of theirs wins.
+        args["options"] = f"{server} {options}" if isinstance(options, str) else server
+        return _unless_in_url(url, args), True
+    if driver == "pg8000":
+        args["timeout"] = timeout
+    elif url.get_backend_name() in ("mysql", "mariadb"):
+        exact = driver == "pymysql"  # the others take whole seconds
+        for name in ("connect_timeout", "read_timeout", "write_timeout"):
+            args[name] = timeout if exact else whole
+    return _unless_in_url(url, args), False
+
+
+def _unless_in_url(url: URL, args: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in args.items() if k == "options" or k not in url.query}
+
+
+#: The PostgreSQL advisory lock under which the extension creates its tables
+#: (any fixed 64-bit number: the bytes of "cocartjw").
+TABLES_LOCK = 0x636F636172746A77
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create the tables of ``metadata`` that are missing, safe against other
+    processes doing the same at the same time.
+
+    Several workers of a fresh deployment create the extension's own tables
+    on their first request, together. On PostgreSQL the creation runs in one
+    transaction under an advisory lock (:data:`TABLES_LOCK`): the others wait,
+    then find the tables there. Elsewhere (SQLite, MariaDB and MySQL), and on
+    PostgreSQL should anything else create the tables meanwhile, a creation
+    that fails because another process created a table between the check and
+    the ``CREATE`` ("already exists", a unique violation in the catalog)
+    looks again: the tables that are there now are kept, the missing ones
+    created. An error that is not such a race (the database is down, no
+    privilege to create tables) still raises.
+
+    :param engine: the extension's own engine.
+    :param metadata: the metadata of the token tables.
+
+    .. versionadded:: 0.2
+    """
+    attempts = len(metadata.tables) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TABLES_LOCK})
+                metadata.create_all(conn)
+            return
+        except sa_exc.DBAPIError:
+            # Look again on a fresh connection: this raises at once if the
+            # database is down, and tells whether another process won a race.
+            if not _missing_tables(engine, metadata):
+                return
+            if attempt == attempts:
+                raise
+
+
+def _missing_tables(engine: Engine, metadata: MetaData) -> list[str]:
+    """The names of the tables of ``metadata`` that the database does not have."""
+    with engine.connect() as conn:
+        present = set(inspect(conn).get_table_names())
+    return [name for name in metadata.tables if name not in present]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
+from flask import current_app
+
 from .context import verify_jwt_in_request
 from .request_state import current_request
 
@@ -39,8 +41,14 @@ def jwt_required(
         @jwt_required(fresh=True)
         def change_password(): ...
 
-    ``OPTIONS`` requests (CORS preflight) pass without a token. Async views
-    work. The decorated view keeps its signature for type checkers.
+    A CORS preflight (``OPTIONS`` with ``Origin`` and
+    ``Access-Control-Request-Method``) gets the app's default ``OPTIONS``
+    answer (``app.make_default_options_response()``, which Flask-CORS
+    completes) without a token and without running the view. Any other
+    ``OPTIONS`` request needs a token like every method, when the route lists
+    ``OPTIONS`` itself or a ``MethodView`` defines ``options()``; otherwise
+    Flask answers ``OPTIONS`` before the view is reached. Async views work.
+    The decorated view keeps its signature for type checkers.
 
     :param optional: let requests without a token through; an invalid token
         is still refused.
@@ -53,16 +61,18 @@ def jwt_required(
 
             @functools.wraps(view)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if current_request().method != "OPTIONS":
-                    verify_jwt_in_request(optional=optional, fresh=fresh)
+                if _is_cors_preflight():
+                    return current_app.make_default_options_response()
+                verify_jwt_in_request(optional=optional, fresh=fresh)
                 return await async_view(*args, **kwargs)
 
             return cast(Callable[P, R], async_wrapper)
 
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if current_request().method != "OPTIONS":
-                verify_jwt_in_request(optional=optional, fresh=fresh)
+            if _is_cors_preflight():
+                return cast(R, current_app.make_default_options_response())
+            verify_jwt_in_request(optional=optional, fresh=fresh)
             return view(*args, **kwargs)
 
         return wrapper
@@ -70,3 +80,16 @@ def jwt_required(
     if fn is not None:
         return decorator(fn)
     return decorator
+
+
+def _is_cors_preflight() -> bool:
+    """Whether the current request is a CORS preflight (Fetch standard).
+
+    The headers can be forged, which is why a preflight never reaches the
+    view: it only gets the default ``OPTIONS`` answer.
+    """
+    current = current_request()  # not the request proxy: this runs on every request
+    if current.method != "OPTIONS":
+        return False
+    headers = current.headers
+    return "Origin" in headers and "Access-Control-Request-Method" in headers

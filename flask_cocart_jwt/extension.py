@@ -12,7 +12,7 @@ from sqlalchemy import MetaData
 
 from .callbacks import Callbacks
 from .cli import cli_group
-from .config import load_settings
+from .config import Settings, load_settings
 from .database import close_session_quietly, embedded_engine
 from .exceptions import AuthError, ConfigurationError, ServiceUnavailable
 from .limits import RateLimits
@@ -99,21 +99,28 @@ class CoCartJWT(Callbacks):
             store = Store(
                 define_tables(self.db.metadata),
                 _engine_of(self.db, app),
+                access_lifetime=settings.access_token_expires,
+                legacy_access_lifetime=_legacy_access_lifetime(settings),
                 announce=settings.revocation_check,
             )
         else:
-            uri = settings.database_uri
+            uri, timeout = settings.database_uri, settings.database_timeout
             store = Store(
                 define_tables(self._metadata),
-                lambda: embedded_engine(uri),
+                lambda: embedded_engine(uri, timeout),
                 embedded=True,
+                access_lifetime=settings.access_token_expires,
+                legacy_access_lifetime=_legacy_access_lifetime(settings),
                 announce=settings.revocation_check,
             )
         revocations = None
         if settings.revocation_check:
-            relevance = settings.access_token_expires + settings.leeway + _CLOCK_SKEW
-            push = Push(lambda: store.engine, settings.ratelimit_storage_uri)
-            revocations = RevocationView(store, relevance, push)
+            revocations = RevocationView(
+                store,
+                settings.access_token_expires,
+                margin=settings.leeway + _CLOCK_SKEW,
+                push=Push(lambda: store.engine, settings.ratelimit_storage_uri),
+            )
         limits = RateLimits(settings, self.limiter) if settings.ratelimit_enabled else None
         service = Service(settings, store, revocations, limits, self)
         blueprint = create_blueprint(service)
@@ -231,6 +238,20 @@ class CoCartJWT(Callbacks):
         :param revoke_on_delete: also revoke when the row is deleted.
         """
         watch_model(lambda: self.service, model, identity_attr, revoke_on, revoke_on_delete)
+
+
+def _legacy_access_lifetime(settings: Settings) -> int:
+    """The longest an access token issued by 0.1 is assumed to outlive its
+    session's last use: its expiry was not recorded.
+
+    A token issued at the last use (a login or a refresh) lived one access
+    lifetime of the configuration of the time, and a retry of that refresh
+    issues one up to the reuse interval later. That lifetime is unknown: it
+    is assumed to be at most the refresh-token lifetime, or today's access
+    lifetime if that is longer (see the 0.2 upgrade notes).
+    """
+    lifetime = max(settings.access_token_expires, settings.refresh_token_expires)
+    return lifetime + settings.refresh_reuse_interval
 
 
 def _client() -> Client:

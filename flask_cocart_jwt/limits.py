@@ -15,7 +15,11 @@ per-username keys are a keyed hash (HMAC), never the token, its stored hash or
 the username; usernames are compared stripped and case-folded, so ``Alice`` and
 ``alice`` share one failure count. Failed logins are counted per username and
 client, and per username across all clients under a higher ceiling, so that a
-stranger cannot lock a user out.
+stranger cannot lock a user out. An access token is counted by its verified
+``jti``, so every spelling of one token shares one count.
+
+While the storage is unreachable, :mod:`.storage_health` keeps one back-off
+state for it per process and checks it again at most every second.
 
 .. versionadded:: 0.1
 """
@@ -27,6 +31,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, cast
 
@@ -41,8 +46,10 @@ from .addresses import client_key
 from .config import DEFAULTS, LIMIT_KEYS, PREFIX, Settings
 from .counting import Counter, counter_for
 from .exceptions import ConfigurationError, RateLimited, ServiceUnavailable
+from .forks import PerProcess
 from .limit_headers import add_headers
 from .request_state import RequestState, Usage, request_state
+from .storage_health import PROBE_INTERVAL_MAX, StorageHealth
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +57,6 @@ logger = logging.getLogger(__name__)
 KEY_NAMESPACE = "cocart_jwt"
 #: Seconds to wait for the storage before counting it as unreachable.
 STORAGE_TIMEOUT = 0.5
-#: Back-off after a storage failure, doubling up to the maximum (seconds).
-BACKOFF_MIN = 1.0
-BACKOFF_MAX = 30.0
 
 _LIMIT_PREFIX = PREFIX + "LIMIT_"
 #: scope -> (config key, default), e.g. "refresh_per_ip" -> COCART_JWT_LIMIT_REFRESH_PER_IP.
@@ -104,8 +108,8 @@ class RateLimits:
         self._primary: RateLimiter | None = None
         self._fallback: RateLimiter | None = None
         self._lock = threading.Lock()
-        self._down_until = 0.0
-        self._failures = 0
+        #: One back-off state for the primary storage, made afresh in each process.
+        self._health = PerProcess(self._new_health)
         #: strategy -> how to hit it and read its window (see :mod:`.counting`).
         self._counters: dict[RateLimiter, Counter] = {}
         if limiter is None:
@@ -148,41 +152,46 @@ class RateLimits:
                     self._fallback = self._strategy_for(MemoryStorage())
         return self._fallback
 
-    def storage_failed(self, error: Exception) -> None:
-        """Count the storage as down for a back-off that doubles on each failure."""
-        backoff = min(BACKOFF_MAX, BACKOFF_MIN * 2**self._failures)
-        self._failures = min(self._failures + 1, 16)
-        self._down_until = time.monotonic() + backoff
+    def health(self) -> StorageHealth:
+        """The back-off state of the primary storage in this process."""
+        return self._health.value or self._health.get()
+
+    def _new_health(self) -> StorageHealth:
+        return StorageHealth(self._probe, on_down=self._log_down, on_up=self._log_up)
+
+    def _probe(self) -> bool:
+        """The cheap health check of the primary storage (Redis: ``PING``)."""
+        try:
+            return bool(self.primary().storage.check())
+        except NotImplementedError:  # a storage without one: let the next count find out
+            return True
+
+    def _log_down(self, error: Exception) -> None:
         current_app.logger.warning(
-            "Rate-limit storage unreachable (%s); on_storage_error=%r for %.0f s.",
+            "Rate-limit storage unreachable (%s); on_storage_error=%r until it answers "
+            "a health check (one at most every %.0f s).",
             type(error).__name__,
             self.on_storage_error,
-            backoff,
+            PROBE_INTERVAL_MAX,
+        )
+
+    def _log_up(self, outage: float) -> None:
+        current_app.logger.warning(
+            "Rate-limit storage reachable again after %.1f s; counting in it again.", outage
         )
 
     def degraded(self) -> RateLimiter | None:
         """What to count with while the storage is down: the fallback, or nothing.
 
-        :raises ServiceUnavailable: in ``"reject"`` mode.
+        :raises ServiceUnavailable: in ``"reject"`` mode, with ``Retry-After``
+            the time to the next health check (at least 1 s).
         """
         if self.on_storage_error == "fallback":
             return self.fallback()
         if self.on_storage_error == "reject":
-            wait = max(1, math.ceil(self._down_until - time.monotonic()))
+            wait = max(1, math.ceil(self.health().retry_after()))
             raise ServiceUnavailable(retry_after=wait)
         return None
-
-    def strategy(self) -> RateLimiter | None:
-        """The strategy for this request; ``None`` when limits are skipped.
-
-        A user's Limiter that is disabled (``RATELIMIT_ENABLED = False``)
-        disables these limits too.
-        """
-        if self._limiter is not None and self._limiter.enabled is False:
-            return None
-        if self._down_until and time.monotonic() < self._down_until:
-            return self.degraded()
-        return self.primary()
 
     # -- counting ---------------------------------------------------------
 
@@ -211,23 +220,23 @@ class RateLimits:
         items = self._items(key, value)
         if not items:
             return
-        limiter = self.strategy()
+        if self._limiter is not None and self._limiter.enabled is False:
+            return  # a user's Limiter switched off (RATELIMIT_ENABLED = False) switches ours off
+        health = self.health()
+        epoch = health.admit()  # None: the storage is down, and no health check is due
+        limiter = self.degraded() if epoch is None else self.primary()
         if limiter is None:
             return
         try:
             breached = self._count(limiter, items, scope, subject, consume)
         except Exception as exc:  # the storage failed; nothing else runs in _count
-            if limiter is self._fallback:
+            if epoch is None:  # the fallback itself
                 raise
-            self.storage_failed(exc)
+            health.failed(exc, epoch)
             degraded = self.degraded()
             breached = None
             if degraded is not None:
                 breached = self._count(degraded, items, scope, subject, consume)
-        else:
-            if self._failures and limiter is self._primary:
-                self._failures = 0
-                self._down_until = 0.0
         if breached is not None:
             # Outside the try: a failing signal receiver is not a storage outage.
             signals.rate_limit_exceeded.send(
@@ -313,11 +322,26 @@ class RateLimits:
         self.apply(route + "_per_ip", self.client(ip))
 
     def limit_token(self, route: str, token: str) -> None:
-        """Hit the per-token limit of ``route`` for ``token`` (keyed hash)."""
+        """Hit the per-token limit of ``route`` for the opaque refresh token ``token``.
+
+        A refresh token is looked up by its exact string, so its spelling is
+        its identity: the key is a keyed hash of the string.
+        """
+        scope = route + "_per_token"
+        if self.configured(scope):
+            self.apply(scope, self.key("ratelimit", token))
+
+    def limit_access_token(self, route: str, claims: Mapping[str, Any]) -> None:
+        """Hit the per-token limit of ``route`` for the verified access token of ``claims``.
+
+        The key is a keyed hash of the token's ``jti``, not of its string:
+        every spelling of one token (an ECDSA signature's ``s`` replaced by
+        ``n - s`` verifies too) shares one counter.
+        """
         scope = route + "_per_token"
         # Check the limit is set before hashing: the protected-view limit is opt-in.
         if self.configured(scope):
-            self.apply(scope, self.key("ratelimit", token))
+            self.apply(scope, self.key("ratelimit-jti", str(claims["jti"])))
 
     def check_login_username(self, username: str, ip: str | None) -> None:
         """Refuse a login for ``username`` while its failed attempts are at a limit.

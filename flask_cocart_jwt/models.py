@@ -9,6 +9,13 @@ updates that make rotation atomic explicit.
 
 Times are integer Unix seconds. Refresh tokens are stored as the SHA-256 of
 the token only; the token itself is never written anywhere.
+
+Two columns of the sessions table are new in 0.2 and nullable, so that rows
+written by 0.1 stay valid: ``access_expires_at``, the ``exp`` of the latest
+access token issued for the session, and ``revocation_kept_until``, set when
+the session is revoked: until then, some access token of the session may
+still be unexpired, so the revocation check must remember it. See
+:data:`NEW_SESSION_COLUMNS` and the upgrade notes in the changelog.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ from sqlalchemy.types import TypeEngine
 
 SESSIONS_TABLE = "cocart_jwt_sessions"
 REFRESH_TOKENS_TABLE = "cocart_jwt_refresh_tokens"
+#: Columns of the sessions table added after 0.1 (nullable), in the order added.
+NEW_SESSION_COLUMNS = ("access_expires_at", "revocation_kept_until")
+#: Indexes of the sessions table added after 0.1.
+NEW_SESSION_INDEXES = ("ix_cocart_jwt_sessions_revocation",)
 
 _Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -68,9 +79,14 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("revoked_reason", String(64), nullable=True),
         Column("ip", String(45), nullable=True),
         Column("user_agent", String(255), nullable=True),
+        # The latest ``exp`` of the session's access tokens; NULL before 0.2.
+        Column("access_expires_at", BigInteger, nullable=True),
+        # Set on revocation: until when the revocation check must remember it.
+        Column("revocation_kept_until", BigInteger, nullable=True),
         Index("ix_cocart_jwt_sessions_identity", "identity", "created_at"),
         Index("ix_cocart_jwt_sessions_revoked_at", "revoked_at"),
         Index("ix_cocart_jwt_sessions_expires_at", "expires_at"),
+        Index("ix_cocart_jwt_sessions_revocation", "revocation_kept_until", "revoked_at"),
     )
     refresh_tokens = Table(
         REFRESH_TOKENS_TABLE,

@@ -1,11 +1,14 @@
 """The in-process view of revoked sessions behind the access-token revocation check.
 
 Looking a session up in the database on every request would cost a query per
-request. Instead each worker process keeps the set of sessions revoked
-recently enough to still have live access tokens (within the access-token
-lifetime plus leeway), and a daemon thread refreshes it from the database
-every :attr:`RevocationView.poll_interval` seconds. A revocation made in the
-same process is visible at once. One made by another process or host is
+request. Instead each worker process keeps the set of revoked sessions that
+may still have unexpired access tokens, and a daemon thread refreshes it from
+the database every :attr:`RevocationView.poll_interval` seconds. A revoked
+session is kept until the latest access token it issued has expired (plus
+leeway and clock skew), as recorded in the database when it was revoked: the
+access-token lifetime configured now does not matter, so lowering it cannot
+bring a revoked session back. A revocation made in the same process is
+visible at once. One made by another process or host is
 pushed to this one where the deployment allows (PostgreSQL ``LISTEN/NOTIFY``
 or Redis pub/sub, see :mod:`flask_cocart_jwt.push`): a second daemon thread
 holds the subscription, and the revocation is known within milliseconds.
@@ -45,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 
 class _Known:
-    """What one process knows: the revoked sessions, and since when it is sure.
+    """What one process knows: the revoked sessions (each with the time until
+    which it is kept), and since when it is sure.
 
     ``synced_at`` is the last time (monotonic) the view was known complete:
     a poll of the database, or a round trip on a live push connection.
@@ -63,18 +67,22 @@ class _Known:
         #: Written to by :meth:`RevocationView.close`, to wake the listener.
         self.wake: tuple[socket.socket, socket.socket] | None = None
 
-    def record(self, session_ids: list[str], revoked_at: int) -> None:
+    def record(self, session_ids: list[str], until: int) -> None:
+        """Keep ``session_ids`` revoked until ``until`` at least."""
         with self.lock:
             for session_id in session_ids:
-                self.revoked[session_id] = max(revoked_at, self.revoked.get(session_id, 0))
+                self.revoked[session_id] = max(until, self.revoked.get(session_id, until))
 
 
 class RevocationView:
     """The revoked sessions one process knows of, kept fresh in the background.
 
     :param store: where revocations are recorded.
-    :param relevance: seconds after its revocation that a session can still
-        have unexpired access tokens (access lifetime + leeway + clock skew).
+    :param access_lifetime: the access-token lifetime: how long a revocation
+        made in this process, or pushed to it, is kept before the database's
+        bound is read.
+    :param margin: seconds a revoked session is kept after its latest access
+        token expired (leeway + clock skew between hosts).
     :param push: how revocations reach the other workers; ``None``: by
         polling only.
     """
@@ -88,9 +96,12 @@ class RevocationView:
     #: The longest wait between two attempts to reconnect the push (seconds).
     max_backoff: float = 5.0
 
-    def __init__(self, store: Store, relevance: int, push: Push | None = None) -> None:
+    def __init__(
+        self, store: Store, access_lifetime: int, *, margin: int, push: Push | None = None
+    ) -> None:
         self._store = store
-        self._relevance = relevance
+        self._access_lifetime = access_lifetime
+        self._margin = margin
         self.push = push
         self._thread: threading.Thread | None = None
         self._listener: threading.Thread | None = None
@@ -126,13 +137,14 @@ class RevocationView:
         They are also pushed to the other workers where that takes a
         message after the commit (Redis). Before the view's first use in this
         process there is nothing to update here: the first load reads these
-        revocations from the database.
+        revocations from the database. Until the next poll reads how long
+        each must be kept, it is kept for one access-token lifetime.
         """
         if self.push is not None:
             self.push.publish(session_ids, revoked_at)
         known = self._process.value
         if known is not None:
-            known.record(session_ids, revoked_at)
+            known.record(session_ids, revoked_at + self._access_lifetime)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the background threads and wait for them (at most ``timeout`` seconds).
@@ -156,19 +168,21 @@ class RevocationView:
     def sync(self) -> None:
         """Read every revocation that can still matter, and forget older ones.
 
-        Each poll reads the whole window (revoked within the relevance
-        period) rather than "since the last poll": a cursor would be moved by
-        the clock of whichever host wrote the newest row, and one host with a
-        fast clock would hide every other host's revocations.
+        Each poll reads every revoked session whose access tokens may be
+        unexpired, rather than those revoked "since the last poll": a cursor
+        would be moved by the clock of whichever host wrote the newest row,
+        and one host with a fast clock would hide every other host's
+        revocations.
         """
         self._sync(self._process.get())
 
     def _sync(self, known: _Known) -> None:
-        horizon = int(time.time()) - self._relevance
-        rows = self._store.revoked_since(horizon)
+        horizon = int(time.time()) - self._margin
+        rows = self._store.revoked_sessions(horizon)
         with known.lock:
-            revoked = {sid: at for sid, at in known.revoked.items() if at >= horizon}
-            revoked.update(rows)
+            revoked = {sid: until for sid, until in known.revoked.items() if until >= horizon}
+            for session_id, until in rows:
+                revoked[session_id] = max(until, revoked.get(session_id, until))
             known.revoked = revoked
         known.synced_at = time.monotonic()
 
@@ -195,7 +209,7 @@ class RevocationView:
             known.wake = socket.socketpair()
             listener = threading.Thread(
                 target=_listen,
-                args=(weakref.ref(self), known, self.push),
+                args=(weakref.ref(self), known, self.push, self._access_lifetime),
                 name="cocart-jwt-revocation-push",
                 daemon=True,
             )
@@ -224,7 +238,7 @@ def _poll(ref: weakref.ref[RevocationView], known: _Known, interval: float) -> N
         del view
 
 
-def _listen(ref: weakref.ref[RevocationView], known: _Known, push: Push) -> None:
+def _listen(ref: weakref.ref[RevocationView], known: _Known, push: Push, lifetime: int) -> None:
     """Receive pushed revocations until the view is stopped or garbage-collected.
 
     On any failure: close, wait (0.1 s doubling up to
@@ -252,7 +266,7 @@ def _listen(ref: weakref.ref[RevocationView], known: _Known, push: Push) -> None
                     logger.warning("Revocation push: connected again")
                 failing, backoff = False, 0.1
                 try:
-                    _receive(ref, known, subscription, heartbeat)
+                    _receive(ref, known, subscription, heartbeat, lifetime)
                 except Exception:
                     if not known.stop.is_set():
                         logger.warning("Revocation push: connection lost; polling", exc_info=True)
@@ -270,7 +284,11 @@ def _listen(ref: weakref.ref[RevocationView], known: _Known, push: Push) -> None
 
 
 def _receive(
-    ref: weakref.ref[RevocationView], known: _Known, subscription: Subscription, heartbeat: float
+    ref: weakref.ref[RevocationView],
+    known: _Known,
+    subscription: Subscription,
+    heartbeat: float,
+    lifetime: int,
 ) -> None:
     """Apply the messages of a live subscription until stopped (or it fails).
 
@@ -280,7 +298,8 @@ def _receive(
     complete, which keeps it fresh without polling. If that read fails (the
     database is down), messages are still applied and the read is tried
     again at each heartbeat, but the view is not called fresh until it
-    succeeds.
+    succeeds. A pushed revocation is kept for one access-token lifetime
+    (``lifetime``) until a poll reads the database's bound.
     """
     healed = False
     next_check = 0.0
@@ -303,7 +322,8 @@ def _receive(
             if decoded is None:
                 logger.warning("Revocation push: a malformed message was ignored")
                 continue
-            known.record(*decoded)
+            session_ids, revoked_at = decoded
+            known.record(session_ids, revoked_at + lifetime)
 
 
 def _heal(view: RevocationView) -> bool:

@@ -83,6 +83,27 @@ def rotate(
     return _Refresh(store, token, settings, client, now).run(load_user, on_reuse)
 
 
+def revoke_if_replayed(
+    store: Store,
+    token: str,
+    *,
+    settings: Settings,
+    client: Client,
+    now: int,
+    on_reuse: ReuseHandler,
+) -> bool:
+    """Revoke the session of ``token`` if a refresh with it now would be a replay.
+
+    For a refresh refused before it runs (by its per-token limit): a replay
+    must still revoke its session at once, not when the limit lets it
+    through. Nothing is consumed, and a retry inside the reuse interval is
+    left alone, exactly as :func:`rotate` would.
+
+    :returns: whether the session was revoked (``on_reuse`` was called).
+    """
+    return _Refresh(store, token, settings, client, now).revoke_if_replayed(on_reuse)
+
+
 class _Refresh:
     """One refresh request, from the token row to its outcome."""
 
@@ -118,13 +139,31 @@ class _Refresh:
                     return rotation
         if row.used_at is None:
             row = self.row()  # lost a race: now consumed
+        retry = self.reuse(row, on_reuse)
+        user = row.identity if load_user is None else load_user(row.identity)
+        return self.outcome(row, retry, rotated=False, user=user)
+
+    def revoke_if_replayed(self, on_reuse: ReuseHandler) -> bool:
+        """Revoke the session if using the token now would be a replay; consume nothing."""
+        try:
+            row = self.row()
+            if row.used_at is not None:
+                self.reuse(row, on_reuse)
+        except RefreshTokenReused:
+            return True
+        except (InvalidRefreshToken, RefreshTokenExpired):
+            pass
+        return False
+
+    def reuse(self, row: Any, on_reuse: ReuseHandler) -> int:
+        """A consumed token used again: the successor's expiry for a retry;
+        for anything else, revoke the family."""
         if row.session_expires_at <= self.now:
             raise RefreshTokenExpired  # a dead session is not worth revoking
         retry = self.retry(row)
         if retry is None:
             self.revoke_family(row, on_reuse)
-        user = row.identity if load_user is None else load_user(row.identity)
-        return self.outcome(row, retry, rotated=False, user=user)
+        return retry
 
     def row(self, conn: Any = None) -> Any:
         """The presented token's row; unknown or revoked tokens are invalid."""
@@ -147,6 +186,11 @@ class _Refresh:
         ):
             raise InvalidRefreshToken
 
+    def access_expires_at(self, row: Any) -> int:
+        """The ``exp`` of the access token this refresh issues (the service
+        signs it with the same ``now`` and the session's expiry as cap)."""
+        return min(self.now + self.settings.access_token_expires, int(row.session_expires_at))
+
     def consume(self, conn: Any, row: Any, user: Any) -> Rotation | None:
         """Rotate ``row``'s token; ``None`` if another request consumed it first."""
         expires_at = min(self.now + self.settings.refresh_token_expires, row.session_expires_at)
@@ -156,6 +200,7 @@ class _Refresh:
             hash_refresh_token(self.successor),
             now=self.now,
             expires_at=expires_at,
+            access_expires_at=self.access_expires_at(row),
         )
         if done is None:
             raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
@@ -188,6 +233,9 @@ class _Refresh:
         # A retry answers to the same bindings as a first use: a replay from
         # another client must not pick up the successor.
         self.check_binding(row)
+        # Its access token is recorded too; revoked since the read: revoke wins.
+        if not self.store.extend_access(row.session_id, self.access_expires_at(row)):
+            return None
         return int(child.expires_at)
 
     def revoke_family(self, row: Any, on_reuse: ReuseHandler) -> NoReturn:

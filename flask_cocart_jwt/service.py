@@ -12,7 +12,7 @@ state of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from flask import Flask, Response, current_app
@@ -21,12 +21,19 @@ from . import signals
 from .callbacks import Callbacks
 from .config import Settings
 from .database import database_errors_as_503
-from .exceptions import AuthError, InvalidRefreshToken, SessionRevoked, UserNotFound
+from .exceptions import (
+    AuthError,
+    InvalidRefreshToken,
+    InvalidToken,
+    SessionRevoked,
+    TokenExpired,
+    UserNotFound,
+)
 from .limits import RateLimits
 from .refresh_tokens import looks_like_refresh_token
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
-from .rotation import rotate
+from .rotation import revoke_if_replayed, rotate
 from .store import Client, Store
 from .tokens import decode_access_token, encode_access_token
 
@@ -168,11 +175,14 @@ class Service:
         settings = self.settings
         identity = self.identity_of(user)
         now = int(time.time())
+        not_after = now + settings.session_max_age
         session_id, refresh, refresh_expires, evicted = self.store.create_session(
             identity,
             now=now,
             max_age=settings.session_max_age,
             idle_seconds=settings.refresh_token_expires,
+            # The exp of the token signed below, recorded with the session.
+            access_expires_at=min(now + settings.access_token_expires, not_after),
             client=client,
             max_sessions=settings.max_sessions_per_user,
         )
@@ -184,7 +194,7 @@ class Service:
             session_id,
             fresh=fresh,
             now=now,
-            not_after=now + settings.session_max_age,
+            not_after=not_after,
         )
         signals.tokens_issued.send(_app(), identity=identity, session_id=session_id)
         return TokenPair(
@@ -206,11 +216,6 @@ class Service:
             raise InvalidRefreshToken
         assert isinstance(refresh_token, str)
         now = int(time.time())
-
-        def on_reuse(session_id: str, identity: str) -> None:
-            self.notify_revoked([session_id], "refresh_token_reused", now)
-            signals.refresh_token_reused.send(_app(), identity=identity, session_id=session_id)
-
         has_loader = self.callbacks.user_loader_callback is not None
         rotation = rotate(
             self.store,
@@ -219,7 +224,7 @@ class Service:
             client=client,
             now=now,
             load_user=self.load_user if has_loader else None,
-            on_reuse=on_reuse,
+            on_reuse=self._reuse_handler(now),
         )
         access, expires_in = self._access_token(
             rotation.user,
@@ -243,6 +248,37 @@ class Service:
             refresh_token_expires_in=rotation.refresh_expires_at - now,
             session_id=rotation.session_id,
         )
+
+    def revoke_if_replayed(self, refresh_token: str, client: Client) -> bool:
+        """Revoke the session of a refresh token whose use now would be a replay.
+
+        Called when a refresh is refused before it runs (its per-token limit
+        answered 429), so that a replay still revokes its session at once.
+        Nothing is consumed; a retry inside the reuse interval is no replay.
+
+        :returns: whether the session was revoked.
+        """
+        if not looks_like_refresh_token(refresh_token):
+            return False
+        now = int(time.time())
+        return revoke_if_replayed(
+            self.store,
+            refresh_token,
+            settings=self.settings,
+            client=client,
+            now=now,
+            on_reuse=self._reuse_handler(now),
+        )
+
+    def _reuse_handler(self, now: int) -> Callable[[str, str], None]:
+        """What to do after a replay revoked a session at ``now``: tell the
+        revocation view and the signals."""
+
+        def on_reuse(session_id: str, identity: str) -> None:
+            self.notify_revoked([session_id], "refresh_token_reused", now)
+            signals.refresh_token_reused.send(_app(), identity=identity, session_id=session_id)
+
+        return on_reuse
 
     def notify_revoked(self, session_ids: list[str], reason: str, now: int) -> None:
         """Tell this process's revocation view and the ``session_revoked`` signal."""
@@ -278,6 +314,26 @@ class Service:
         if found is None or (identity is not None and found[1] != identity):
             return False
         return self.revoke_session(found[0], "logout")
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke the session of a refresh token or of an access token (RFC 7009).
+
+        The kind of token is told by its form (a refresh token starts with
+        ``rt_``, an access token is a JWS), so RFC 7009's ``token_type_hint``
+        is not needed. An access token must pass :meth:`verify`: an expired,
+        forged or already revoked one revokes nothing.
+
+        :returns: whether a live session was revoked; ``False`` for a token
+            that is unknown, invalid or expired.
+        :raises ServiceUnavailable: the database is down.
+        """
+        if looks_like_refresh_token(token):
+            return self.revoke_refresh_token(token)
+        try:
+            claims = self.verify(token)
+        except (InvalidToken, TokenExpired, SessionRevoked):
+            return False
+        return self.revoke_session(str(claims["sid"]), "logout")
 
     def list_sessions(self, identity: str) -> list[SessionInfo]:
         """The live sessions of ``identity``, newest first."""

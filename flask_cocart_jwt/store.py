@@ -22,24 +22,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    and_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, delete, func, insert, select, union_all
 
-from .database import database_errors_as_503, notify
+from .database import create_tables, database_errors_as_503, notify
 from .forks import PerProcess
 from .models import Tables
 from .push import CHANNEL, encode
 from .refresh_tokens import hash_refresh_token, new_refresh_token
 from .results import SessionInfo
+from .schema import upgrade_tables
+from .statements import Statements, assumed_access_expiry, live, newest_first, revoke_statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,65 +61,17 @@ class Client:
         return (self.user_agent or "").replace("\x00", "")[:255] or None
 
 
-class _Statements:
-    """The statements of a refresh, built once per store with bound parameters.
-
-    Building a statement costs more than running it on SQLite: built once,
-    SQLAlchemy also reuses its cache key and compiled form.
-    """
-
-    def __init__(self, tables: Tables) -> None:
-        s, t = tables.sessions, tables.refresh_tokens
-        self.token_row = (
-            select(
-                t.c.id,
-                t.c.session_id,
-                t.c.expires_at,
-                t.c.used_at,
-                s.c.identity,
-                s.c.expires_at.label("session_expires_at"),
-                s.c.revoked_at,
-                s.c.ip,
-                s.c.user_agent,
-            )
-            .join(s, s.c.id == t.c.session_id)
-            .where(t.c.token_hash == bindparam("b_hash"))
-        )
-        self.consume = (
-            update(t)
-            .where(t.c.id == bindparam("b_id"), t.c.used_at.is_(None))
-            .values(used_at=bindparam("b_now"))
-        )
-        self.touch = (
-            update(s)
-            .where(s.c.id == bindparam("b_session"), s.c.revoked_at.is_(None))
-            .values(last_used_at=bindparam("b_now"))
-        )
-        self.insert = insert(t)
-
-
-def _live(s: Any, identity: str, now: int) -> Any:
-    return and_(s.c.identity == identity, s.c.revoked_at.is_(None), s.c.expires_at > now)
-
-
-def _newest_first(s: Any, t: Any) -> tuple[Any, ...]:
-    """Sessions newest first; within one second, by the autoincrement id of
-    their first refresh token (the order of creation), never by random id."""
-    first_token = select(func.min(t.c.id)).where(t.c.session_id == s.c.id).scalar_subquery()
-    return (s.c.created_at.desc(), first_token.desc())
-
-
-def _revoke(s: Any, now: int, reason: str) -> Any:
-    return update(s).values(revoked_at=now, revoked_reason=reason[:64])
-
-
 class Store:
     """Sessions and refresh tokens of one app.
 
     :param tables: the token tables.
     :param engine_getter: returns the engine to use; called once per process.
     :param embedded: the tables live in the extension's own database (not in
-        the user's ``db``); they are then created on first use.
+        the user's ``db``); they are then created (or upgraded) on first use.
+    :param access_lifetime: the access-token lifetime, in seconds.
+    :param legacy_access_lifetime: for a session opened before 0.2, whose
+        access tokens' expiry was not recorded: the seconds after its last
+        use that they are assumed to expire within.
     :param announce: on PostgreSQL, send ``NOTIFY`` (see :mod:`.push`) in the
         transaction of each revocation.
     """
@@ -138,24 +82,33 @@ class Store:
         engine_getter: Callable[[], Engine],
         *,
         embedded: bool = False,
+        access_lifetime: int = 0,
+        legacy_access_lifetime: int = 0,
         announce: bool = False,
     ) -> None:
         self.tables = tables
         #: Whether the tables live in the extension's own database.
         self.embedded = embedded
+        self.access_lifetime = access_lifetime
+        self.legacy_access_lifetime = legacy_access_lifetime
         self.announce = announce
         self._engine_getter = engine_getter
         # A forked worker must not reuse its parent's connections.
         self._engine = PerProcess(self._connect, lambda e: e.dispose(close=False))
-        self._statements = _Statements(tables)
+        self._statements = Statements(tables)
 
     # -- connections ---------------------------------------------------
 
     def _connect(self) -> Engine:
         engine = self._engine_getter()
         if self.embedded:
-            with database_errors_as_503():
-                self.tables.sessions.metadata.create_all(engine)
+            try:
+                with database_errors_as_503():
+                    create_tables(engine, self.tables.sessions.metadata)
+                    upgrade_tables(engine, self.tables)
+            except BaseException:
+                engine.dispose()  # the next use makes a new engine, and tries again
+                raise
         return engine
 
     @property
@@ -190,11 +143,14 @@ class Store:
         now: int,
         max_age: int,
         idle_seconds: int,
+        access_expires_at: int,
         client: Client,
         max_sessions: int | None = None,
     ) -> tuple[str, str, int, list[str]]:
         """Open a session with its first refresh token.
 
+        :param access_expires_at: the ``exp`` of the access token that will be
+            issued with it.
         :returns: the session id, the refresh token, its expiry, and the ids of
             older sessions revoked to respect ``max_sessions``.
         """
@@ -212,6 +168,7 @@ class Store:
                     created_at=now,
                     last_used_at=now,
                     expires_at=expires_at,
+                    access_expires_at=access_expires_at,
                     ip=client.stored_ip,
                     user_agent=client.stored_user_agent,
                 )
@@ -227,13 +184,14 @@ class Store:
             if max_sessions is not None:
                 rows = conn.execute(
                     select(s.c.id)
-                    .where(_live(s, identity, now))
-                    .order_by(*_newest_first(s, t))
+                    .where(live(s, identity, now))
+                    .order_by(*newest_first(s, t))
                     .offset(max_sessions)
                 ).all()
                 evicted = [r.id for r in rows if r.id != session_id]
                 if evicted:
-                    conn.execute(_revoke(s, now, "max_sessions").where(s.c.id.in_(evicted)))
+                    revoke = self.revocation(now, "max_sessions")
+                    conn.execute(revoke.where(s.c.id.in_(evicted)))
                     notify(conn, CHANNEL, encode(evicted, now), self.announce)
         return session_id, token, token_expires, evicted
 
@@ -263,9 +221,12 @@ class Store:
         *,
         now: int,
         expires_at: int,
+        access_expires_at: int,
     ) -> bool | None:
         """Mark ``row``'s token used and insert its successor, in ``conn``'s transaction.
 
+        :param access_expires_at: the ``exp`` of the access token that will be
+            issued with the successor; recorded with the session.
         :returns: ``True`` when done; ``False`` when another request consumed
             the token first (nothing was written); ``None`` when the session
             was revoked meanwhile (the caller must roll back: revoke wins).
@@ -274,7 +235,10 @@ class Store:
         consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": now})
         if consumed.rowcount != 1:
             return False
-        touched = conn.execute(statements.touch, {"b_session": row.session_id, "b_now": now})
+        touched = conn.execute(
+            statements.touch,
+            {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at},
+        )
         if touched.rowcount != 1:
             return None
         conn.execute(
@@ -305,6 +269,20 @@ class Store:
                 )
             ).first()
 
+    def extend_access(self, session_id: str, access_expires_at: int) -> bool:
+        """Record an access token expiring at ``access_expires_at`` for a live session.
+
+        :returns: ``False`` when the session is revoked: issue no token then.
+        """
+        params = {"b_session": session_id, "b_access": access_expires_at}
+        with self.begin() as conn:
+            return conn.execute(self._statements.extend_access, params).rowcount == 1
+
+    def revocation(self, now: int, reason: str) -> Any:
+        """The ``UPDATE`` that revokes sessions at ``now``; add its ``WHERE``."""
+        s = self.tables.sessions
+        return revoke_statement(s, now, reason, self.access_lifetime, self.legacy_access_lifetime)
+
     def revoke_session(
         self, session_id: str, reason: str, *, now: int, identity: str | None = None
     ) -> bool:
@@ -313,7 +291,7 @@ class Store:
         :returns: whether a live session was revoked.
         """
         s = self.tables.sessions
-        query = _revoke(s, now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
+        query = self.revocation(now, reason).where(s.c.id == session_id, s.c.revoked_at.is_(None))
         if identity is not None:
             query = query.where(s.c.identity == identity)
         with self.begin() as conn:
@@ -340,7 +318,8 @@ class Store:
             )
         ]
         if ids:
-            conn.execute(_revoke(s, now, reason).where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
+            revoke = self.revocation(now, reason)
+            conn.execute(revoke.where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
             notify(conn, CHANNEL, encode(ids, now), self.announce)
         return ids
 
@@ -360,19 +339,35 @@ class Store:
         s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
             rows = conn.execute(
-                select(s).where(_live(s, identity, now)).order_by(*_newest_first(s, t))
+                select(s).where(live(s, identity, now)).order_by(*newest_first(s, t))
             ).all()
         return [
             SessionInfo(r.id, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent)
             for r in rows
         ]
 
-    def revoked_since(self, since: int) -> list[tuple[str, int]]:
-        """``(session_id, revoked_at)`` of sessions revoked at or after ``since``."""
-        s = self.tables.sessions
+    def revoked_sessions(self, horizon: int) -> list[tuple[str, int]]:
+        """``(session_id, kept_until)`` of the revoked sessions whose access
+        tokens may be unexpired at ``horizon``: ``kept_until >= horizon``.
+
+        ``kept_until`` is the latest access-token expiry recorded when the
+        session was revoked; for a session revoked before 0.2, the expiry
+        assumed from its last use (``legacy_access_lifetime``).
+        """
+        s, lifetime = self.tables.sessions, self.legacy_access_lifetime
+        assumed = assumed_access_expiry(s, lifetime)
+        query = union_all(
+            select(s.c.id, s.c.revocation_kept_until.label("kept_until")).where(
+                s.c.revocation_kept_until >= horizon
+            ),
+            select(s.c.id, assumed.label("kept_until")).where(
+                s.c.revocation_kept_until.is_(None),
+                s.c.revoked_at >= horizon - lifetime,  # last_used_at <= revoked_at
+                assumed >= horizon,
+            ),
+        )
         with self.read() as conn:
-            rows = conn.execute(select(s.c.id, s.c.revoked_at).where(s.c.revoked_at >= since)).all()
-        return [(r.id, r.revoked_at) for r in rows]
+            return [(r.id, int(r.kept_until)) for r in conn.execute(query)]
 
     def purge_expired(self, *, now: int, batch_size: int = 1000) -> int:
         """Delete sessions past their absolute expiry, with their tokens.

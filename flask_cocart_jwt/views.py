@@ -4,16 +4,22 @@
 :class:`~flask_cocart_jwt.service.Service`. The views are thin: they read the
 request, call the service and shape the response. Every response carries
 ``Cache-Control: no-store`` (RFC 6749 5.1), and every error, Werkzeug's
-included, is the contract's JSON through the app's ``error_response_loader``.
+included, is the contract's JSON through the app's ``error_response_loader``:
+so is a request under the URL prefix that matches no route (404) or a method
+no route there takes (405), which Werkzeug's routing refuses before any
+blueprint is known, through an app-wide hook that leaves the rest of the app's
+404 and 405 alone.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
 from . import signals
@@ -25,11 +31,20 @@ from .exceptions import (
     NotFound,
     RateLimited,
 )
+from .openapi import OPENAPI_PATH, openapi_document
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
 from .service import Service
-from .transport import access_token_from_request, json_body, login_credentials, request_client
+from .transport import (
+    access_token_from_request,
+    json_body,
+    login_credentials,
+    request_client,
+    revocation_request,
+)
 
 BLUEPRINT_NAME = "cocart_jwt"
+#: The endpoints whose responses may be cached (no token in them).
+_CACHEABLE = frozenset({f"{BLUEPRINT_NAME}.jwks", f"{BLUEPRINT_NAME}.openapi"})
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
 #: not looked up (a NUL byte is a database error on PostgreSQL).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -44,6 +59,8 @@ class TokenRoutes:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        #: The ``Allow`` of each token route, by the endpoint of its catch-all.
+        self.allow: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
 
@@ -52,13 +69,20 @@ class TokenRoutes:
         if limits is not None:
             limits.limit_ip(route, request.remote_addr)
 
-    def _bearer_claims(self) -> dict[str, object]:
-        """The verified claims of the request's Bearer token, whose user must exist."""
+    def _bearer_claims(self, limit: str | None = None) -> dict[str, object]:
+        """The verified claims of the request's Bearer token, whose user must exist.
+
+        :param limit: the route whose per-token limit to hit (``"validate"``),
+            counted by the verified token's ``jti``, before the user is loaded.
+        """
         service = self.service
         token = access_token_from_request(service.settings)
         if token is None:
             raise MissingToken
         claims = service.verify(token)
+        limits = service.limits
+        if limit is not None and limits is not None:
+            limits.limit_access_token(limit, claims)
         service.load_user(claims["sub"])
         return claims
 
@@ -79,8 +103,7 @@ class TokenRoutes:
             raise InvalidCredentials
         pair = service.issue(user, fresh=True, client=request_client())
         loader = service.callbacks.login_response_loader_callback
-        extra = loader(user) if loader is not None else {}
-        return jsonify({**extra, **pair.to_dict()})
+        return pair.to_response(extra=loader(user) if loader is not None else None)
 
     def refresh_token(self) -> Response:
         """``POST /refresh-token``: rotate a refresh token into a new pair."""
@@ -93,18 +116,19 @@ class TokenRoutes:
             raise InvalidRequest("The field 'refresh_token' is too long.")
         limits = self.service.limits
         if limits is not None:
-            limits.limit_token("refresh", token)
+            try:
+                limits.limit_token("refresh", token)
+            except RateLimited:
+                # A replay is detected (and its session revoked) even when its
+                # per-token limit answers 429 first.
+                self.service.revoke_if_replayed(token, request_client())
+                raise
         return jsonify(self.service.refresh(token, request_client()).to_dict())
 
     def validate_token(self) -> Response:
         """``POST /validate-token``: say whether the Bearer access token is valid."""
-        limits = self.service.limits
-        if limits is not None:
-            limits.limit_ip("validate", request.remote_addr)
-            token = access_token_from_request(self.service.settings)
-            if token is not None:
-                limits.apply("validate_per_token", limits.key("ratelimit", token))
-        claims = self._bearer_claims()
+        self._limit_ip("validate")
+        claims = self._bearer_claims(limit="validate")
         signals.token_validated.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             identity=claims["sub"],
@@ -120,15 +144,17 @@ class TokenRoutes:
     def revoke(self) -> Response:
         """``POST /revoke``: log out the session of a refresh or access token.
 
-        An unknown refresh token still answers 200 (RFC 7009).
+        RFC 7009's ``token`` (any kind) or the ``refresh_token`` field, as
+        JSON or a form; without either, the Bearer access token. A token in
+        the body that is unknown, invalid or expired still answers 200
+        (RFC 7009 section 2.2).
         """
         self._limit_ip("revoke")
-        body = json_body(required=False)
-        if "refresh_token" in body:
-            token = body["refresh_token"]
-            if not isinstance(token, str) or not token or len(token) > MAX_REFRESH_TOKEN_CHARS:
-                raise InvalidRequest("The field 'refresh_token' must be a string.")
-            self.service.revoke_refresh_token(token)
+        named = revocation_request()
+        if named is not None and named.field == "token":
+            self.service.revoke_token(named.token)
+        elif named is not None:
+            self.service.revoke_refresh_token(named.token)
         else:
             claims = self._bearer_claims()
             self.service.revoke_session(str(claims["sid"]), "logout")
@@ -164,11 +190,31 @@ class TokenRoutes:
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
+    def openapi(self) -> Response:
+        """``GET /openapi.json``: the OpenAPI document of these routes.
+
+        Its server URL is where the routes answer (the script root and
+        ``COCART_JWT_URL_PREFIX``), relative to the document, so that no
+        ``Host`` header finds its way into a cached copy.
+        """
+        document = openapi_document(
+            url_prefix=request.script_root + self.service.settings.url_prefix
+        )
+        # In the document's own order (openapi, info, ..., paths, components),
+        # whatever the app's JSON provider would sort.
+        response: Response = current_app.response_class(
+            json.dumps(document, separators=(",", ":")) + "\n", mimetype="application/json"
+        )
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.add_etag()
+        response.make_conditional(request)
+        return response
+
     # -- the blueprint's own hooks ------------------------------------------
 
     def no_store(self, response: Response) -> Response:
-        """``Cache-Control: no-store`` on every token response but the JWKS."""
-        if request.endpoint != f"{BLUEPRINT_NAME}.jwks":
+        """``Cache-Control: no-store`` on every response but the JWKS and the OpenAPI document."""
+        if request.endpoint not in _CACHEABLE:
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response
@@ -183,6 +229,48 @@ class TokenRoutes:
             return self.service.render_error(limited)
         return self.service.render_error(InvalidRequest())
 
+    def unrouted(self) -> None:
+        """Before every request of the app: unrouted requests under the prefix as JSON.
+
+        A path under ``COCART_JWT_URL_PREFIX`` that matches no route is
+        ``not_found``; a method that no route of the path takes (``TRACE``,
+        ``FOO``...) is ``method_not_allowed`` with that route's own ``Allow``.
+        The prefix is compared without regard to case, so that ``/AUTH/login``
+        is a JSON 404 too (routing itself stays case-sensitive, as in Flask).
+        Other paths keep the app's own 404 and 405. With an empty prefix only
+        the token routes' 405s are answered here.
+        """
+        error = request.routing_exception
+        if isinstance(error, http.MethodNotAllowed):
+            allow = self._route_allow()
+            if allow is not None or self._under_prefix(request.path):
+                raise MethodNotAllowed(
+                    allow=allow if allow is not None else ", ".join(error.valid_methods or ())
+                )
+        elif isinstance(error, http.NotFound) and self._under_prefix(request.path):
+            raise NotFound
+
+    def _under_prefix(self, path: str) -> bool:
+        prefix = self.service.settings.url_prefix.lower()
+        path = path.lower()
+        return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+
+    def _route_allow(self) -> str | None:
+        """The ``Allow`` of the token route at the request's path, if there is one."""
+        adapter = current_app.create_url_adapter(request)
+        if adapter is None:
+            return None
+        try:
+            rule, _args = adapter.match(method="OPTIONS", return_rule=True)
+        except HTTPException:
+            return None
+        return self.allow.get(rule.endpoint)
+
+
+def _allow(allowed: str) -> str:
+    """The ``Allow`` of a token route that takes the method ``allowed``."""
+    return f"{allowed}, OPTIONS" + (", HEAD" if allowed == "GET" else "")
+
 
 @functools.cache
 def _other_methods(allowed: str) -> Callable[..., Response]:
@@ -192,7 +280,7 @@ def _other_methods(allowed: str) -> Callable[..., Response]:
     own methods in ``Allow`` (Flask's would list this view's too); anything
     else is the contract's JSON 405.
     """
-    allow = f"{allowed}, OPTIONS" + (", HEAD" if allowed == "GET" else "")
+    allow = _allow(allowed)
 
     def other_methods(**_kwargs: object) -> Response:
         if request.method != "OPTIONS":
@@ -220,16 +308,23 @@ def create_blueprint(service: Service) -> Blueprint:
         ("/sessions/<path:session_id>", routes.delete_session, "DELETE"),
         ("/jwks.json", routes.jwks, "GET"),
     )
+    if service.settings.openapi_route:
+        table += ((OPENAPI_PATH, routes.openapi, "GET"),)
     for path, view, method in table:
         bp.add_url_rule(path, view_func=view, methods=[method], provide_automatic_options=False)
         # Other methods get the contract's JSON error, not Werkzeug's HTML 405.
+        other = f"{view.__name__}_other_methods"
         bp.add_url_rule(
             path,
-            endpoint=f"{view.__name__}_other_methods",
+            endpoint=other,
             view_func=_other_methods(method),
             methods=sorted(_METHODS - {method} | {"OPTIONS"}),
             provide_automatic_options=False,
         )
+        routes.allow[f"{BLUEPRINT_NAME}.{other}"] = _allow(method)
     bp.after_request(routes.no_store)
     bp.register_error_handler(HTTPException, routes.http_error)
+    # Methods outside the catch-alls' (TRACE, FOO...) and unknown paths fail
+    # in routing, before the blueprint is known: an app-wide hook.
+    bp.before_app_request(routes.unrouted)
     return bp

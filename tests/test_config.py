@@ -190,6 +190,27 @@ def test_durations_as_numbers_and_timedeltas(tmp_path: Any) -> None:
     assert (settings.leeway, settings.refresh_reuse_interval) == (0, 0)
 
 
+def test_database_timeout(tmp_path: Any) -> None:
+    def timeout(**config: Any) -> float:
+        settings = load_settings({"COCART_JWT_SECRET_KEY": SECRET, **config}, str(tmp_path))
+        return settings.database_timeout
+
+    assert timeout() == 5.0
+    assert timeout(COCART_JWT_DATABASE_TIMEOUT=timedelta(milliseconds=1500)) == 1.5
+    assert timeout(COCART_JWT_DATABASE_TIMEOUT=2) == 2.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["5", "5s", None, True, [5], 0, 0.05, -1, timedelta(0), timedelta(days=2), float("nan"),
+     float("inf")],
+    ids=repr,
+)  # fmt: skip
+def test_ill_typed_database_timeout(make_app: MakeApp, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="COCART_JWT_DATABASE_TIMEOUT"):
+        make_app(COCART_JWT_DATABASE_TIMEOUT=value)
+
+
 FLAGS = [
     "COCART_JWT_REVOCATION_CHECK",
     "COCART_JWT_BIND_IP",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
+from flask.views import MethodView
 
 from flask_cocart_jwt import (
     CoCartJWT,
@@ -114,12 +115,60 @@ def test_fresh_rejects_refreshed_token(auth: AuthActions) -> None:
     assert_error(auth.client.post("/fresh"), 401, "missing_token")
 
 
+PREFLIGHT = {"Origin": "https://shop.example", "Access-Control-Request-Method": "GET"}
+
+
 @pytest.mark.usefixtures("decorated_views")
-def test_options_passes_without_token(client: FlaskClient) -> None:
-    response = client.options("/preflight")
-    assert response.status_code == 200
+def test_options_needs_a_token_unless_it_is_a_cors_preflight(auth: AuthActions) -> None:
+    # The route lists OPTIONS itself, so Flask does not answer it: the view would run.
+    client = auth.client
+    assert_error(client.options("/preflight"), 401, "missing_token")
+    assert_error(
+        client.options("/preflight", headers={"Origin": "https://x"}), 401, "missing_token"
+    )
+    assert_error(
+        client.options("/preflight", headers={"Access-Control-Request-Method": "GET"}),
+        401,
+        "missing_token",
+    )
+    token = auth.tokens()["access_token"]
+    response = client.options("/preflight", headers=bearer(token))
     assert response.json == {"preflight": True}
-    assert_error(client.get("/preflight"), 401, "missing_token")
+
+
+@pytest.mark.usefixtures("decorated_views")
+def test_a_cors_preflight_gets_the_default_answer_without_the_view(client: FlaskClient) -> None:
+    for headers in (PREFLIGHT, {**PREFLIGHT, **bearer("not-a-token")}):
+        response = client.options("/preflight", headers=headers)
+        assert response.status_code == 200
+        assert response.get_data() == b""  # not the view's {"preflight": true}
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_method_view_options_needs_a_token(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    ran: list[str] = []
+
+    class Users(MethodView):
+        decorators: ClassVar[list[Any]] = [jwt_required]
+
+        def get(self) -> Any:
+            ran.append("get")
+            return jsonify(users=["alice", "bob"])
+
+        def options(self) -> Any:
+            ran.append("options")
+            return self.get()
+
+    app.add_url_rule("/users", view_func=Users.as_view("users"))
+    auth = AuthActions(app.test_client())
+    assert_error(auth.client.options("/users"), 401, "missing_token")
+    preflight = auth.client.options("/users", headers=PREFLIGHT)
+    assert (preflight.status_code, preflight.get_data()) == (200, b"")
+    assert ran == []
+    token = auth.tokens()["access_token"]
+    assert auth.client.options("/users", headers=bearer(token)).json == {"users": ["alice", "bob"]}
+    assert ran == ["options", "get"]
 
 
 def test_async_views(make_app: Callable[..., Flask]) -> None:
@@ -140,7 +189,11 @@ def test_async_views(make_app: Callable[..., Flask]) -> None:
     tokens = auth.tokens()
     assert auth.get("/async", tokens["access_token"]).json == {"identity": "alice"}
     assert_error(auth.client.get("/async"), 401, "missing_token")
-    assert auth.client.options("/async-fresh").json == {"method": "OPTIONS"}
+    assert_error(auth.client.options("/async-fresh"), 401, "missing_token")
+    preflight = auth.client.options("/async-fresh", headers=PREFLIGHT)
+    assert (preflight.status_code, preflight.get_data()) == (200, b"")
+    options = auth.client.options("/async-fresh", headers=bearer(tokens["access_token"]))
+    assert options.json == {"method": "OPTIONS"}
     refreshed = auth.refresh(tokens["refresh_token"]).json["access_token"]
     assert_error(auth.get("/async-fresh", refreshed), 401, "fresh_token_required")
 

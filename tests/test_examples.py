@@ -4,19 +4,23 @@ and the JavaScript client."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from werkzeug.serving import make_server
 
 from examples import factory, minimal
+from examples import shop as shop_module
 from examples.shop import create_app
-from tests.conftest import SECRET, assert_error
+from tests.conftest import SECRET, assert_error, closed_port
 
 REPO = Path(__file__).resolve().parent.parent
 #: The password of the minimal and factory examples' users.
@@ -35,6 +39,8 @@ def shop(tmp_path: Any) -> Flask:
             "COCART_JWT_SECRET_KEY": SECRET,
         }
     )
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
     return app
 
 
@@ -74,6 +80,96 @@ def test_shop_password_change_logs_out_everywhere(shop: Flask) -> None:
     refresh = client.post("/auth/refresh-token", json={"refresh_token": second["refresh_token"]})
     assert_error(refresh, 401, "invalid_refresh_token")
     assert _login(client, "a-much-better-password").status_code == 200
+
+
+def test_shop_signup_uses_the_token_response(shop: Flask) -> None:
+    """The quick start's sign-up example (examples/shop.py) answers like a login."""
+    client = shop.test_client()
+    signup = client.post("/signup", json={"username": "ada", "password": "analytical-engine"})
+    assert signup.status_code == 201, signup.json
+    assert signup.headers["Cache-Control"] == "no-store"
+    assert signup.headers["Pragma"] == "no-cache"
+    login = client.post("/auth/login", json={"username": "ada", "password": "analytical-engine"})
+    assert list(json.loads(signup.get_data())) == list(json.loads(login.get_data()))
+    assert signup.json["user"]["username"] == "ada"
+    bearer = {"Authorization": f"Bearer {signup.json['access_token']}"}
+    assert client.get("/cart", headers=bearer).json == {"items": []}
+    refreshed = client.post(
+        "/auth/refresh-token", json={"refresh_token": signup.json["refresh_token"]}
+    )
+    assert refreshed.status_code == 200
+
+    taken = client.post("/signup", json={"username": "ada", "password": "another-password"})
+    assert taken.status_code == 409
+    for body in ({}, {"username": "bob"}, {"username": "bob", "password": "short"}, []):
+        assert client.post("/signup", json=body).status_code == 400
+
+
+def test_quickstart_shows_the_signup_example() -> None:
+    quickstart = (REPO / "docs" / "quickstart.rst").read_text()
+    assert ".. literalinclude:: ../examples/shop.py" in quickstart
+    assert ':start-at: @app.post("/signup")' in quickstart
+    shop_source = (REPO / "examples" / "shop.py").read_text()
+    example = shop_source[shop_source.index('@app.post("/signup")') :]
+    example = example[: example.index('@app.get("/cart")')]
+    assert ".to_response(201" in example
+
+
+def test_shop_create_app_never_touches_the_database() -> None:
+    """A worker starts, and serves what needs no database, while the database
+    is down; only the routes that need it answer 503 (as they would in a
+    running worker)."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/shop",
+            "COCART_JWT_SECRET_KEY": SECRET,
+        }
+    )
+    client = app.test_client()
+    assert client.get("/products").status_code == 200
+    assert_error(_login(client), 503, "service_unavailable")
+
+
+def test_shop_init_db_runs_once_or_again(tmp_path: Path) -> None:
+    """The documented command, as ``make demo`` runs it: the tables and one
+    demo user, however many times it runs."""
+    database = tmp_path / "shop.sqlite3"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLASK_")},
+        "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+        "SHOP_JWT_SECRET": SECRET,
+    }
+    flask = Path(sys.executable).with_name("flask")
+    command = [str(flask), "--app", "examples.shop:create_app", "init-db"]
+    for _ in range(2):
+        subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, timeout=60)  # noqa: S603
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            users = conn.execute(sa.text("SELECT username FROM user")).scalars().all()
+    finally:
+        engine.dispose()
+    assert {"user", "cart_item", "cocart_jwt_sessions", "cocart_jwt_refresh_tokens"} <= tables
+    assert users == ["demo"]
+
+
+def test_shop_workers_starting_together_share_one_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``SHOP_JWT_SECRET`` the secret is made once in the instance
+    folder. A worker that looked for it before another one wrote it keeps the
+    other one's, instead of overwriting it with a secret of its own (which
+    would make the workers refuse each other's tokens)."""
+    monkeypatch.delenv("SHOP_JWT_SECRET", raising=False)
+    first, second = (Flask(f"worker{i}", instance_path=str(tmp_path)) for i in (1, 2))
+    secret = shop_module._secret(first)
+    path = str(tmp_path / "jwt-secret")
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: p != path and real_exists(p))
+    assert shop_module._secret(second) == secret
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jwt-secret"]
 
 
 # -- the minimal app -----------------------------------------------------------

@@ -16,7 +16,12 @@ import pytest
 import time_machine
 from flask import Flask, jsonify
 
-from flask_cocart_jwt import CoCartJWT, ConfigurationError, rate_limit_exceeded
+from flask_cocart_jwt import (
+    CoCartJWT,
+    ConfigurationError,
+    rate_limit_exceeded,
+    refresh_token_reused,
+)
 from flask_cocart_jwt.limits import RateLimits, parse_limit
 from tests.conftest import PASSWORDS, AuthActions, assert_error, require_server
 from tests.support import assert_limited, current_extension, header_triple, redis_cleanup
@@ -162,6 +167,62 @@ def test_refresh_per_token_default(limited: Callable[..., Limited]) -> None:
     assert_limited(t.auth.refresh(tokens["refresh_token"]))
     # the successor is another key
     assert t.auth.refresh(first.json["refresh_token"]).status_code == 200
+
+
+def test_a_replay_over_its_per_token_limit_still_revokes_the_session(
+    limited: Callable[..., Limited],
+) -> None:
+    t = limited(COCART_JWT_LIMIT_REFRESH_PER_TOKEN="1 per minute")
+    first = t.auth.tokens()
+    second = t.auth.refresh(first["refresh_token"]).json
+    third = t.auth.refresh(second["refresh_token"]).json
+    seen: list[dict[str, Any]] = []
+
+    def record(_sender: Flask, **extra: Any) -> None:
+        seen.append(extra)
+
+    with refresh_token_reused.connected_to(record, t.app):
+        # The stolen first token is replayed: over its limit, so the replayer gets 429...
+        assert_limited(t.auth.refresh(first["refresh_token"]))
+    # ... and the session is revoked now, not when the limit would let the replay through.
+    assert seen == [{"identity": "alice", "session_id": first["session_id"]}]
+    assert_error(t.auth.refresh(third["refresh_token"]), 401, "invalid_refresh_token")
+    assert_error(t.auth.get("/me", third["access_token"]), 401, "session_revoked")
+
+
+def test_a_retry_over_its_per_token_limit_is_not_a_replay(
+    limited: Callable[..., Limited],
+) -> None:
+    t = limited(COCART_JWT_LIMIT_REFRESH_PER_TOKEN="1 per minute")
+    first = t.auth.tokens()
+    second = t.auth.refresh(first["refresh_token"]).json
+    # A retry inside the reuse interval (a lost response): limited, the session kept.
+    assert_limited(t.auth.refresh(first["refresh_token"]))
+    assert t.auth.refresh(second["refresh_token"]).status_code == 200
+
+
+def test_the_per_ip_limit_runs_before_replay_detection(limited: Callable[..., Limited]) -> None:
+    t = limited(
+        COCART_JWT_LIMIT_REFRESH_PER_IP="2 per minute",
+        COCART_JWT_LIMIT_REFRESH_PER_TOKEN="1 per minute",
+    )
+    first = t.auth.tokens()
+    second = t.auth.refresh(first["refresh_token"]).json
+    third = t.auth.refresh(second["refresh_token"]).json
+    scopes: list[str] = []
+
+    def record(_sender: Flask, **extra: Any) -> None:
+        scopes.append(extra["scope"])
+
+    with rate_limit_exceeded.connected_to(record, t.app):
+        assert_limited(t.auth.refresh(first["refresh_token"]))
+    assert scopes == ["refresh_per_ip"]  # refused before the token was looked at
+    elsewhere = t.auth.client.post(
+        f"{t.prefix}/refresh-token",
+        json={"refresh_token": third["refresh_token"]},
+        environ_base={"REMOTE_ADDR": "198.51.100.9"},
+    )
+    assert elsewhere.status_code == 200
 
 
 def test_login_per_ip_default(limited: Callable[..., Limited], clock: Any) -> None:
@@ -563,8 +624,11 @@ def test_per_token_keys_are_keyed_hashes(make_app: Callable[..., Flask]) -> None
         assert limits is not None
         storage = limits.primary().storage
         keys = " ".join(storage.events)  # type: ignore[attr-defined]
-        assert limits.key("ratelimit", tokens["access_token"]) in keys
+        jti = current_extension()[1].verify(tokens["access_token"])["jti"]
+        # An access token is counted by its jti (one counter for every spelling).
+        assert limits.key("ratelimit-jti", jti) in keys
         assert limits.key("ratelimit", tokens["refresh_token"]) in keys
+    assert jti not in keys
     assert tokens["access_token"] not in keys
     assert tokens["refresh_token"] not in keys
     assert tokens["refresh_token"][3:20] not in keys
@@ -604,7 +668,7 @@ def test_a_failing_signal_receiver_is_not_a_storage_outage(
             client.post("/auth/login", json=credentials)
     # ... and the storage was not marked down: limits still count normally.
     limits = app.extensions["cocart_jwt"].get_service(app).limits
-    assert limits._failures == 0
+    assert not limits.health().down
 
 
 # -- Flask-Limiter ----------------------------------------------------------------

@@ -7,17 +7,19 @@ unreachable-storage tests point at a closed port and need none.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
 
 from flask_cocart_jwt import CoCartJWT
-from flask_cocart_jwt.limits import BACKOFF_MIN, RateLimits
-from tests.conftest import AuthActions, assert_error, require_server
+from flask_cocart_jwt.limits import RateLimits
+from flask_cocart_jwt.storage_health import PROBE_INTERVAL_MIN
+from tests.conftest import AuthActions, User, assert_error, require_server
+from tests.integration.proxy import TcpProxy
 from tests.support import assert_limited, current_extension, header_triple, redis_cleanup
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -117,7 +119,10 @@ def test_redis_keys_hold_no_token(make_app: Callable[..., Flask], shared_prefix:
     joined = " ".join(keys)
     for secret in (tokens["access_token"], tokens["refresh_token"], "alice"):
         assert secret not in joined
-    assert limits_of(app).key("ratelimit", tokens["access_token"]) in joined
+    with app.app_context():
+        jti = current_extension()[1].verify(tokens["access_token"])["jti"]
+    assert jti not in joined
+    assert limits_of(app).key("ratelimit-jti", jti) in joined
 
 
 # -- storage unreachable ------------------------------------------------------------
@@ -145,17 +150,22 @@ def test_unreachable_storage_reject(make_app: Callable[..., Flask]) -> None:
         COCART_JWT_LIMIT_PROTECTED_PER_TOKEN="5/minute",
     )
     client = app.test_client()
+    with app.app_context():
+        token = app.extensions["cocart_jwt"].issue_tokens(User("alice")).access_token
+    bearer = {"Authorization": f"Bearer {token}"}
     responses = [
         client.post("/auth/login", json={"username": "alice", "password": "wonderland"}),
         client.post("/auth/refresh-token", json={"refresh_token": "rt_x"}),
         client.post("/auth/validate-token", headers={"Authorization": "Bearer x.y.z"}),
         client.post("/auth/revoke", json={"refresh_token": "rt_x"}),
-        client.get("/me", headers={"Authorization": "Bearer x.y.z"}),
+        # Per-token limits count verified tokens (by jti): an invalid one is a 401 first.
+        client.get("/me", headers=bearer),
     ]
     for response in responses:
         assert_error(response, 503, "service_unavailable")
-        assert 1 <= int(response.headers["Retry-After"]) <= 30
+        assert response.headers["Retry-After"] == "1"  # the next health check
         assert "X-RateLimit-Limit" not in response.headers
+    assert_error(client.get("/me", headers={"Authorization": "Bearer x.y.z"}), 401, "invalid_token")
 
 
 def test_unreachable_storage_allow(make_app: Callable[..., Flask]) -> None:
@@ -173,30 +183,56 @@ def test_unreachable_storage_allow(make_app: Callable[..., Flask]) -> None:
 
 def test_storage_back_off(make_app: Callable[..., Flask]) -> None:
     app = make_app(COCART_JWT_RATELIMIT_STORAGE_URI=UNREACHABLE)
-    limits = limits_of(app)
+    health = limits_of(app).health()
     client = app.test_client()
     client.post("/auth/revoke", json={"refresh_token": "rt_x"})
-    assert limits._down_until - time.monotonic() == pytest.approx(BACKOFF_MIN, abs=0.5)
-    # while down, requests go straight to the fallback without a connection attempt
-    started = time.perf_counter()
+    assert health.down
+    assert health.interval == PROBE_INTERVAL_MIN
+    epoch, next_probe = health.epoch, health.next_probe
+    # While down, requests go straight to the fallback: no probe, no new failure.
     for _ in range(5):
         client.post("/auth/revoke", json={"refresh_token": "rt_x"})
-    assert time.perf_counter() - started < 0.5
-    assert limits._failures == 1
-    limits._down_until = time.monotonic()  # the back-off is over: probe again, fail again
-    client.post("/auth/revoke", json={"refresh_token": "rt_x"})
-    assert limits._failures == 2
-    assert limits._down_until - time.monotonic() == pytest.approx(2 * BACKOFF_MIN, abs=0.5)
+    assert (health.epoch, health.next_probe, health.failed_probes) == (epoch, next_probe, 0)
+    # A probe that is due runs once (a PING to the closed port) and grows the back-off once.
+    health.next_probe = health.clock()
+    for _ in range(5):
+        client.post("/auth/revoke", json={"refresh_token": "rt_x"})
+    assert health.failed_probes == 1
+    assert health.interval == 2 * PROBE_INTERVAL_MIN
+    assert health.epoch == epoch
 
 
-def test_storage_recovers(make_app: Callable[..., Flask], shared_prefix: str) -> None:
-    url = require_server("redis")
-    app = make_app(COCART_JWT_RATELIMIT_STORAGE_URI=url, COCART_JWT_URL_PREFIX=shared_prefix)
-    limits = limits_of(app)
-    auth = AuthActions(app.test_client(), shared_prefix)
-    limits._failures, limits._down_until = 3, time.monotonic() - 1
-    assert auth.login().status_code == 200  # counted in Redis again
-    assert (limits._failures, limits._down_until) == (0, 0.0)
+def test_storage_recovers_at_the_next_health_check(
+    make_app: Callable[..., Flask], shared_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = urlsplit(require_server("redis"))
+    with TcpProxy(url.hostname or "127.0.0.1", url.port or 6379) as proxy:
+        app = make_app(
+            COCART_JWT_RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{proxy.port}{url.path}",
+            COCART_JWT_RATELIMIT_ON_STORAGE_ERROR="reject",
+            COCART_JWT_URL_PREFIX=shared_prefix,
+        )
+        health = limits_of(app).health()
+        client = app.test_client()
+
+        def revoke() -> Any:
+            return client.post(f"{shared_prefix}/revoke", json={"refresh_token": "rt_x"})
+
+        assert revoke().status_code == 200
+        proxy.cut()
+        down = revoke()
+        assert_error(down, 503, "service_unavailable")
+        assert down.headers["Retry-After"] == "1"  # the next health check is that close
+        assert health.down
+        proxy.restore()
+        assert_error(revoke(), 503, "service_unavailable")  # no health check due yet
+        health.next_probe = health.clock()  # it is due: the next request checks
+        with caplog.at_level(logging.WARNING):
+            assert revoke().status_code == 200
+        assert not health.down
+        assert "Rate-limit storage reachable again" in caplog.text
+        # Counted in Redis again: the first request, the one after the check, this one.
+        assert header_triple(revoke())[:2] == (10, 7)
 
 
 def test_user_limiter_with_unreachable_storage(make_app: Callable[..., Flask]) -> None:

@@ -65,13 +65,13 @@ class Pair:
         assert self.view_b is not None
         self.reads_b = 0
         store_b = app_state(self.app_b).store
-        read = store_b.revoked_since
+        read = store_b.revoked_sessions
 
-        def counted(since: int) -> list[tuple[str, int]]:
+        def counted(horizon: int) -> list[tuple[str, int]]:
             self.reads_b += 1
-            return read(since)
+            return read(horizon)
 
-        store_b.revoked_since = counted  # type: ignore[method-assign]
+        store_b.revoked_sessions = counted  # type: ignore[method-assign]
 
     def wait_pushing(self) -> None:
         deadline = time.monotonic() + DEADLINE

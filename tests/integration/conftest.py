@@ -4,8 +4,9 @@
 servers (two workers each, no ``--preload``) sharing one database and one
 Redis database (``/5``, flushed first); keyword arguments are ``FLASK_*``
 settings, e.g. ``cluster(COCART_JWT_REFRESH_REUSE_INTERVAL="0")``. The
-database is dropped and recreated (shop tables, token tables, demo user) in
-this process before any worker starts. Servers are always stopped; when a test
+database is emptied, then the shop's init step (``flask init-db``: shop
+tables, token tables, demo user) runs once in this process before any worker
+starts, as a deployment runs it. Servers are always stopped; when a test
 fails, their stderr is printed.
 """
 
@@ -74,6 +75,14 @@ def postgresql_url(databases: Callable[[str], str]) -> str:
 
 
 @pytest.fixture
+def fresh_postgresql_url(databases: Callable[[str], str]) -> str:
+    """This run's PostgreSQL database, emptied: no table at all, not initialised."""
+    url = databases("postgresql")
+    srv.empty_database(url)
+    return url
+
+
+@pytest.fixture
 def redis_url() -> str:
     """The shared Redis, database ``/5``, flushed."""
     url = srv.redis_db_url(require_server("redis"))
@@ -95,11 +104,15 @@ def dump_logs(request: pytest.FixtureRequest) -> Callable[[list[srv.Server]], No
 
 @pytest.fixture
 def start_servers(request: pytest.FixtureRequest) -> Iterator[Callable[..., list[srv.Server]]]:
-    """``start_servers(database_url, redis_url, names=("a", "b"), per_server=None, **settings)``.
+    """``start_servers(database_url, redis_url, names=("a", "b"), per_server=None,
+    workers=2, **settings)``.
 
     Settings are ``FLASK_*`` variables without the prefix, for every server;
-    ``per_server`` adds settings by server name. Servers started this way are
-    stopped at teardown.
+    ``per_server`` adds settings by server name; ``environ`` adds other
+    environment variables as they are (e.g. ``GUNICORN_CMD_ARGS``);
+    ``workers`` is the number of workers of each server; ``app_spec`` and
+    ``ready_path`` are those of :func:`servers.running`. Servers started
+    this way are stopped at teardown.
     """
     with ExitStack() as stack:
 
@@ -108,14 +121,28 @@ def start_servers(request: pytest.FixtureRequest) -> Iterator[Callable[..., list
             redis_url: str | None,
             names: tuple[str, ...] = ("a", "b"),
             per_server: Mapping[str, Mapping[str, str]] | None = None,
+            environ: Mapping[str, str] | None = None,
+            workers: int = 2,
+            app_spec: str = srv.APP_SPEC,
+            ready_path: str = "/products",
             **settings: str,
         ) -> list[srv.Server]:
             envs = []
             for name in names:
                 each = {**settings, **(per_server or {}).get(name, {})}
                 extra = {f"FLASK_{key}": value for key, value in each.items()}
+                extra.update(environ or {})
                 envs.append(srv.server_env(database_url, redis_url, extra))
-            return stack.enter_context(srv.running(names, envs, on_exit=dump_logs(request)))
+            return stack.enter_context(
+                srv.running(
+                    names,
+                    envs,
+                    workers=workers,
+                    on_exit=dump_logs(request),
+                    app_spec=app_spec,
+                    ready_path=ready_path,
+                )
+            )
 
         yield start
 

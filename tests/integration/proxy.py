@@ -1,9 +1,12 @@
-"""A small TCP proxy that can be cut and restored, to drop database connections.
+"""A small TCP proxy that can cut, restore and freeze database connections.
 
-The app connects to the proxy instead of the database. :meth:`TcpProxy.cut`
-closes every connection it carries and stops listening, so that new
-connections are refused at once; :meth:`TcpProxy.restore` listens again on
-the same port. All threads are bounded by short socket timeouts and stop with
+The app connects to the proxy instead of the database (:func:`through`).
+:meth:`TcpProxy.cut` closes every connection it carries and stops listening,
+so that new connections are refused at once; :meth:`TcpProxy.restore` listens
+again on the same port. :meth:`TcpProxy.freeze` keeps every connection open
+and accepts new ones but forwards nothing, as a paused database server does
+(its kernel still acknowledges what is sent); :meth:`TcpProxy.thaw` resumes.
+All threads are bounded by short socket timeouts and stop with
 :meth:`TcpProxy.close`.
 """
 
@@ -14,6 +17,7 @@ import select
 import socket
 import threading
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 _POLL = 0.1
 
@@ -27,6 +31,8 @@ class TcpProxy:
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._listening = threading.Event()
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -45,6 +51,14 @@ class TcpProxy:
             _close_pair(pair)
         self._join()
 
+    def freeze(self) -> None:
+        """Forward nothing, in either direction, until :meth:`thaw`."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again what waited, and what comes."""
+        self._flowing.set()
+
     def restore(self) -> None:
         """Accept connections again, on the same port."""
         if not self._listening.is_set():
@@ -54,6 +68,13 @@ class TcpProxy:
         """Cut everything and stop all threads."""
         self._closed.set()
         self.cut()
+
+    def url(self, upstream_url: str) -> str:
+        """``upstream_url`` (a database URL) with its host and port replaced by the proxy's."""
+        parts = urlsplit(upstream_url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def __enter__(self) -> TcpProxy:
         return self
@@ -126,6 +147,8 @@ class TcpProxy:
             while not self._closed.is_set():
                 if client.fileno() < 0 or upstream.fileno() < 0:
                     return
+                if not self._flowing.wait(_POLL):
+                    continue  # frozen: the data waits in the kernel's buffers
                 readable, _, _ = select.select([client, upstream], [], [], _POLL)
                 for sock in readable:
                     data = sock.recv(65536)
@@ -147,6 +170,14 @@ class TcpProxy:
             thread.join(timeout=5)
         with self._lock:
             self._threads.extend(t for t in threads if t.is_alive())
+
+
+def through(url: str, port: int) -> str:
+    """``url`` with its host and port replaced by those of a proxy on ``port``."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _close_pair(pair: tuple[socket.socket, socket.socket]) -> None:

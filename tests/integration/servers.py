@@ -95,14 +95,8 @@ def drop_database(base_url: str, name: str) -> None:
         engine.dispose()
 
 
-def reset_database(url: str) -> None:
-    """Drop every table, then create the shop's and the token tables and the demo user.
-
-    Done once in the calling process, before any worker starts, so that the
-    workers never race on ``create_all`` or on seeding the demo user.
-    """
-    from examples.shop import create_app, db
-
+def empty_database(url: str) -> None:
+    """Drop every table of the database at ``url``: a fresh deployment's database."""
     engine = sa.create_engine(url)
     try:
         metadata = sa.MetaData()
@@ -110,6 +104,17 @@ def reset_database(url: str) -> None:
         metadata.drop_all(engine)
     finally:
         engine.dispose()
+
+
+def init_database(url: str) -> None:
+    """Run the shop's init step, ``flask init-db``, once: its tables, the token
+    tables and the demo user.
+
+    Done in the calling process, before any worker starts, as a deployment
+    runs it once before serving (``create_app()`` never touches the database).
+    """
+    from examples.shop import create_app, db
+
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
@@ -117,8 +122,19 @@ def reset_database(url: str) -> None:
             "COCART_JWT_RATELIMIT_ENABLED": False,
         }
     )
-    with app.app_context():
-        db.engine.dispose()
+    try:
+        result = app.test_cli_runner().invoke(args=["init-db"])
+        if result.exit_code != 0:
+            raise RuntimeError(f"init-db failed: {result.output}") from result.exception
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def reset_database(url: str) -> None:
+    """Drop every table, then run the init step (:func:`init_database`)."""
+    empty_database(url)
+    init_database(url)
 
 
 def redis_db_url(base_url: str, db: int = REDIS_DB) -> str:
@@ -399,6 +415,23 @@ class Server:
         raise TimeoutError(
             f"gunicorn {self.name} not ready after {timeout} s:\n" + self.log_text()[-5000:]
         )
+
+    def wait_replaced(self, killed: int, workers: int = 2, timeout: float = 30.0) -> set[int]:
+        """Wait until the master runs ``workers`` workers again, without ``killed``,
+        and every one of them answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"gunicorn {self.name} exited with {self.process.returncode}:\n"
+                    + self.log_text()[-5000:]
+                )
+            pids = self.worker_pids()
+            if len(pids) == workers and killed not in pids:
+                self.wait_ready(workers, timeout=max(1.0, deadline - time.monotonic()))
+                return pids
+            time.sleep(0.05)
+        raise AssertionError(f"worker {killed} of {self.name} was not replaced")
 
     def signal_stop(self) -> None:
         """Ask the master for a quick shutdown (``SIGINT``: workers exit at once)."""

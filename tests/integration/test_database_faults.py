@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.integration import servers as srv
-from tests.integration.proxy import TcpProxy
+from tests.integration.proxy import TcpProxy, through
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_server]
 
@@ -38,14 +38,6 @@ def proxy(postgresql_url: str) -> Iterator[TcpProxy]:
     parts = urlsplit(postgresql_url)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
         yield proxy
-
-
-def through(url: str, port: int) -> str:
-    """``url`` with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def assert_unavailable(replies: list[srv.Reply]) -> None:

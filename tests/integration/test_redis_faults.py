@@ -9,12 +9,19 @@ in a Redis database of its own so that its recovery can be seen in Redis:
   ``Retry-After`` while Redis is down;
 - ``fallback`` and ``allow``: they are served;
 - all: back to counting in Redis after the restart, without restarting the app.
+
+A threaded server in ``reject`` mode is put through outages with many
+requests failing at once (Redis stopped, then frozen with ``SIGSTOP`` so that
+every request in flight times out together): the back-off is one state per
+storage, so limited routes answer normally again about a second after Redis
+is back, however many requests failed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -84,9 +91,20 @@ class PrivateRedis:
             time.sleep(0.05)
         raise TimeoutError("redis-server did not start")
 
+    def freeze(self) -> None:
+        """``SIGSTOP``: connections are accepted by the kernel, never answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """``SIGCONT``: answer again."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
             if self.process.poll() is None:
+                self.process.send_signal(signal.SIGCONT)  # a frozen server cannot exit
                 self.process.terminate()
                 try:
                     self.process.wait(timeout=10)
@@ -195,3 +213,64 @@ def test_redis_stopped_and_restarted(
     assert srv.login(reject.port).status == 200
     refreshed = srv.refresh(reject.port, token["refresh_token"])
     assert refreshed.status == 200, refreshed.describe()
+
+
+def wait_served(
+    server: srv.Server, access_token: str, redis: PrivateRedis, timeout: float
+) -> float:
+    """Poll until a whole burst is served by every worker, counted in Redis.
+
+    The deadline is generous (the bound is about one second): it only has to
+    tell a recovery at the next health check from a back-off that outlives
+    the outage by up to 30 s.
+    """
+    started = time.monotonic()
+    served: set[int] = set()
+    while time.monotonic() - started < timeout:
+        replies = burst(partial(validate, server.port, access_token), n=8)
+        assert all(r.status in (200, 503) for r in replies), [r.describe() for r in replies]
+        served |= {r.pid for r in replies if r.status == 200 and r.pid is not None}
+        if (
+            {r.status for r in replies} == {200}
+            and served >= server.worker_pids()
+            and srv.redis_keys(redis.url(0))
+        ):
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"still refusing {timeout} s after Redis came back (served by {served})")
+
+
+def test_reject_mode_recovers_after_many_concurrent_failures(
+    postgresql_url: str,
+    private_redis: PrivateRedis,
+    start_servers: Callable[..., list[srv.Server]],
+) -> None:
+    (server,) = start_servers(
+        postgresql_url,
+        None,
+        names=("reject-threads",),
+        environ={"GUNICORN_CMD_ARGS": "--threads 8"},
+        COCART_JWT_RATELIMIT_STORAGE_URI=private_redis.url(0),
+        COCART_JWT_RATELIMIT_ON_STORAGE_ERROR="reject",
+        **PROBE_LIMITS,
+    )
+    reply = srv.login(server.port)
+    assert reply.status == 200, reply.describe()
+    token = reply.body["access_token"]
+    outages = {
+        "stopped": (private_redis.stop, private_redis.start),
+        "frozen": (private_redis.freeze, private_redis.thaw),
+    }
+    recovery = {}
+    for name, (cut, restore) in outages.items():
+        assert {r.status for r in burst(partial(validate, server.port, token), n=8)} == {200}
+        cut()
+        for _ in range(3):  # two workers x eight threads, all failing at once
+            assert_unavailable(burst(partial(validate, server.port, token), n=32))
+        restore()
+        recovery[name] = wait_served(server, token, private_redis, timeout=10.0)
+        assert srv.login(server.port).status == 200
+    print(
+        "\nreject mode, served again after Redis came back (s): "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in recovery.items())
+    )

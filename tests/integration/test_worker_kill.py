@@ -34,18 +34,6 @@ LIMITS = {
 REFRESH_DELAY = "0.4"
 
 
-def wait_replaced(server: srv.Server, killed: int, timeout: float = 30.0) -> set[int]:
-    """Wait until the master runs its full count of workers again, without ``killed``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = server.worker_pids()
-        if len(pids) == 2 and killed not in pids:
-            server.wait_ready(2, timeout=max(1.0, deadline - time.monotonic()))
-            return pids
-        time.sleep(0.05)
-    raise AssertionError(f"worker {killed} of {server.name} was not replaced")
-
-
 def burst_and_kill(server: srv.Server, tokens: list[str], victim: int) -> list[srv.Reply]:
     """Refresh every token at once on ``server``; SIGKILL ``victim`` once it is busy."""
     result: list[list[srv.Reply]] = []
@@ -82,7 +70,7 @@ def test_worker_killed_during_refresh_burst(
         items = list(current.items())
         replies = burst_and_kill(a, [token for _, token in items], victim)
         killed_pids.append(victim)
-        wait_replaced(a, victim)
+        a.wait_replaced(victim)
 
         for (session_id, token), reply in zip(items, replies, strict=True):
             assert reply.status in (0, 200), reply.describe()
