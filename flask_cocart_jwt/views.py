@@ -17,8 +17,9 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from typing import NoReturn, cast
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
@@ -230,7 +231,7 @@ class TokenRoutes:
         return self.service.render_error(InvalidRequest())
 
     def unrouted(self) -> None:
-        """Before every request of the app: unrouted requests under the prefix as JSON.
+        """For a request of the app that matched no route: under the prefix, JSON.
 
         A path under ``COCART_JWT_URL_PREFIX`` that matches no route is
         ``not_found``; a method that no route of the path takes (``TRACE``,
@@ -325,6 +326,24 @@ def create_blueprint(service: Service) -> Blueprint:
     bp.after_request(routes.no_store)
     bp.register_error_handler(HTTPException, routes.http_error)
     # Methods outside the catch-alls' (TRACE, FOO...) and unknown paths fail
-    # in routing, before the blueprint is known: an app-wide hook.
-    bp.before_app_request(routes.unrouted)
+    # in routing, before the blueprint is known. Flask hands those requests,
+    # and only those, to app.raise_routing_exception: the app's other
+    # requests pay nothing.
+    bp.record_once(lambda state: _intercept_routing_errors(cast(Flask, state.app), routes.unrouted))
     return bp
+
+
+def _intercept_routing_errors(app: Flask, unrouted: Callable[[], None]) -> None:
+    """Run ``unrouted`` for the requests of ``app`` that match no route.
+
+    Wraps ``app.raise_routing_exception`` (Flask's hook for "this request
+    could not be routed", which a subclass would override), keeping whatever
+    was there for every other case.
+    """
+    original = app.raise_routing_exception
+
+    def raise_routing_exception(request: Request) -> NoReturn:
+        unrouted()
+        original(request)
+
+    app.raise_routing_exception = raise_routing_exception  # type: ignore[method-assign]

@@ -86,11 +86,20 @@ def test_unprotected_routes_run_no_extension_code(tmp_path: Path, with_db: bool)
 
     with extension_calls() as calls:
         response = client.get("/open", environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    with extension_calls() as unrouted_calls:
         missing = client.get("/no-such-page", environ_base={"REMOTE_ADDR": "10.0.0.3"})
 
     assert response.status_code == 200
-    assert missing.status_code == 404
     assert calls == []
+    # A request that matches no route is looked at (a JSON 404 under the
+    # prefix), and only then; elsewhere it keeps the app's own 404.
+    assert missing.status_code == 404
+    assert not missing.is_json
+    assert set(unrouted_calls) <= {
+        "views.py:raise_routing_exception",
+        "views.py:unrouted",
+        "views.py:_under_prefix",
+    }
 
 
 def test_the_extension_still_works_once_its_first_request_hook_is_gone(tmp_path: Path) -> None:
