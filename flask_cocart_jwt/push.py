@@ -44,8 +44,11 @@ logger = logging.getLogger(__name__)
 CHANNEL = "cocart_jwt_revocations"
 #: Session ids per message: a ``NOTIFY`` payload must stay under 8000 bytes.
 MAX_IDS_PER_MESSAGE = 200
-#: Seconds to wait for Redis before giving up on one operation.
+#: Seconds the listener waits for Redis before giving up on one operation.
 REDIS_TIMEOUT = 2.0
+#: Seconds a revoking request waits for Redis to publish (as long as a rate
+#: limit waits for its storage): a Redis outage must not hold revocations.
+PUBLISH_TIMEOUT = 0.5
 #: The longest a Redis subscription waits in one call: how quickly it stops.
 _REDIS_SLICE = 0.25
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -115,7 +118,7 @@ class Push:
         self._engine = engine
         self._redis_url = redis_url if redis_target(redis_url) is not None else None
         self._way: str | None = None
-        self._publisher = PerProcess(self._redis_client)
+        self._publisher = PerProcess(lambda: self._redis_client(PUBLISH_TIMEOUT))
 
     @property
     def way(self) -> str:
@@ -165,7 +168,7 @@ class Push:
         """
         if self.way == "postgresql":
             return _PostgresSubscription(dedicated_connection(self._engine()), wake)
-        return _RedisSubscription(self._redis_client(), self.redis_channel, stop)
+        return _RedisSubscription(self._redis_client(REDIS_TIMEOUT), self.redis_channel, stop)
 
     def close(self) -> None:
         """Close this process's Redis connection, if any (it reconnects on next use)."""
@@ -173,16 +176,13 @@ class Push:
         if client is not None:
             client.close()
 
-    def _redis_client(self) -> Any:
+    def _redis_client(self, timeout: float) -> Any:
         import redis
 
         target = redis_target(self._redis_url)
         assert target is not None
         return redis.Redis.from_url(
-            target[0],
-            socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
-            health_check_interval=0,
+            target[0], socket_timeout=timeout, socket_connect_timeout=timeout
         )
 
 

@@ -9,6 +9,7 @@ and refusing new ones for a while, as a restart does.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -21,9 +22,9 @@ from flask import Flask
 
 from flask_cocart_jwt.push import MAX_IDS_PER_MESSAGE, decode, encode, redis_target
 from flask_cocart_jwt.revocation import RevocationView
-from tests.conftest import AuthActions, assert_error, require_server
+from tests.conftest import AuthActions, assert_error, closed_port, require_server
 from tests.integration.proxy import TcpProxy
-from tests.support import AppFactory, app_state
+from tests.support import AppFactory, app_state, close_app
 
 pytestmark = pytest.mark.needs_server
 
@@ -256,3 +257,30 @@ def test_a_forked_worker_listens_on_its_own(pair: Callable[..., Pair]) -> None:
     workers.revoke_on_a(parent_token["session_id"])
     workers.wait_refused_on_b(parent_token["access_token"])
     assert workers.reads_b == reads
+
+
+def test_redis_down_slows_no_revocation(
+    make_app: Callable[..., Flask],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis unreachable: the revocation is made, in this process at once and
+    for the others by their polls, and the failed publish is logged."""
+    # alembic's fileConfig (in other tests) disables existing loggers
+    monkeypatch.setattr(logging.getLogger("flask_cocart_jwt.push"), "disabled", False)
+    app = make_app(
+        COCART_JWT_RATELIMIT_ENABLED=False,
+        COCART_JWT_RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{closed_port()}/0",
+    )
+    try:
+        auth = AuthActions(app.test_client())
+        tokens = auth.tokens()
+        assert auth.get("/me", tokens["access_token"]).status_code == 200
+        with caplog.at_level(logging.WARNING, logger="flask_cocart_jwt.push"):
+            revoke = auth.post("/auth/revoke", tokens["access_token"])
+        assert revoke.json == {"revoked": True}
+        assert_error(auth.get("/me", tokens["access_token"]), 401, "session_revoked")
+        assert "Could not publish a revocation" in caplog.text
+        assert not app_state(app).revocations.pushing  # type: ignore[union-attr]
+    finally:
+        close_app(app)
