@@ -66,6 +66,8 @@ _ROUTE_SCOPES = {
     route: tuple(scope for scope in _SCOPES if scope.partition("_")[0] == route)
     for route in {scope.partition("_")[0] for scope in _SCOPES}
 }
+#: The current app (the object behind the proxy).
+_current_app = current_app._get_current_object  # type: ignore[attr-defined]
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix")
 
 
@@ -202,7 +204,8 @@ class RateLimits:
     def configured(self, scope: str) -> bool:
         """Whether ``scope`` has a limit in the app's config right now."""
         key, default = _SCOPES[scope]
-        return bool(current_app.config.get(key, default))
+        # The app itself, not the proxy: this runs on every protected request.
+        return bool(_current_app().config.get(key, default))
 
     def apply(self, scope: str, subject: str, *, consume: bool = True) -> None:
         """Hit (or, with ``consume=False``, only check) the limits of ``scope``.
