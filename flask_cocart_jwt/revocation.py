@@ -38,6 +38,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 from .exceptions import ServiceUnavailable
 from .forks import PerProcess
@@ -242,12 +243,21 @@ def _listen(ref: weakref.ref[RevocationView], known: _Known, push: Push, lifetim
     """Receive pushed revocations until the view is stopped or garbage-collected.
 
     On any failure: close, wait (0.1 s doubling up to
-    :attr:`RevocationView.max_backoff`, with jitter) and subscribe again.
+    :attr:`RevocationView.max_backoff`, with jitter; back to 0.1 s once a
+    subscription has been live) and subscribe again. One warning when the
+    push is lost, one when it is back.
     """
     assert known.wake is not None
     wake_read = known.wake[0]
     backoff = 0.1
     failing = False
+
+    def live() -> None:
+        nonlocal backoff, failing
+        if failing:
+            logger.warning("Revocation push: connected again")
+        failing, backoff = False, 0.1
+
     try:
         while not known.stop.is_set():
             view = ref()
@@ -257,23 +267,17 @@ def _listen(ref: weakref.ref[RevocationView], known: _Known, push: Push, lifetim
             del view
             try:
                 subscription = push.subscribe(known.stop, wake_read)
-            except Exception:
-                if not failing:
-                    logger.warning("Revocation push: cannot connect; polling", exc_info=True)
-                failing = True
-            else:
-                if failing:
-                    logger.warning("Revocation push: connected again")
-                failing, backoff = False, 0.1
                 try:
-                    _receive(ref, known, subscription, heartbeat, lifetime)
-                except Exception:
-                    if not known.stop.is_set():
-                        logger.warning("Revocation push: connection lost; polling", exc_info=True)
-                        failing = True
+                    _receive(ref, known, subscription, heartbeat, lifetime, live)
                 finally:
                     known.pushing = False
                     subscription.close()
+            except Exception:
+                if not failing and not known.stop.is_set():
+                    logger.warning(
+                        "Revocation push: no connection; polling until it is back", exc_info=True
+                    )
+                failing = True
             known.stop.wait(backoff * (0.5 + random.random()))  # noqa: S311 - jitter
             backoff = min(backoff * 2, max_backoff)
     finally:
@@ -289,6 +293,7 @@ def _receive(
     subscription: Subscription,
     heartbeat: float,
     lifetime: int,
+    live: Callable[[], None],
 ) -> None:
     """Apply the messages of a live subscription until stopped (or it fails).
 
@@ -299,7 +304,8 @@ def _receive(
     database is down), messages are still applied and the read is tried
     again at each heartbeat, but the view is not called fresh until it
     succeeds. A pushed revocation is kept for one access-token lifetime
-    (``lifetime``) until a poll reads the database's bound.
+    (``lifetime``) until a poll reads the database's bound. ``live`` is
+    called once the subscription is live and the view healed.
     """
     healed = False
     next_check = 0.0
@@ -313,6 +319,8 @@ def _receive(
                     return
                 healed = _heal(view)
                 del view
+                if healed:
+                    live()
             if healed:
                 known.synced_at = max(known.synced_at, now)
                 known.pushing = True
