@@ -1,17 +1,20 @@
-"""Protected-route overhead: bare Flask, Flask-JWT-Extended, Flask-CoCart-JWT.
+"""Protected-route overhead: bare Flask, Flask-JWT-Extended, Flask-CoCart-JWT, timed.
 
 Run by hand (never in the test suite)::
 
     .venv/bin/python -m benchmarks.protected [--rounds 15] [--requests 400]
-    .venv/bin/python -m benchmarks.protected --profile "CoCart-JWT, revocation check on" \
-        --requests 20000
+    .venv/bin/python -m benchmarks.protected \
+        --profile "documented: CoCart-JWT(db=db), revocation check on" --requests 20000
 
-All cases run in one process, in interleaved rounds (in a shuffled order,
-``gc.collect()`` before each timed block), through Flask's test client; the
-figures are medians of the per-request time of each round. The builders
-(``CASES``, ``prepare``) and ``interleaved`` are also used by
-``benchmarks/run.py``.
-Auth overhead is a case's time minus bare Flask's.
+The cases are those of :mod:`benchmarks.cases` (the documented setup, the
+minimal one, and an unprotected route with and without the extension). All
+run in one process, in interleaved rounds (in a shuffled order,
+``gc.collect()`` before each timed block), through Flask's test client. A
+case's figure is the median of its per-round means; its *overhead* is the
+median over rounds of its time minus its baseline's time in the same round
+(:func:`paired_overhead`). ``interleaved`` and ``rounds_of`` are also used by
+``benchmarks/run.py``. The last lines time ``get_jwt_identity()`` and
+``get_jwt()`` inside a request whose token was verified.
 """
 
 from __future__ import annotations
@@ -20,98 +23,28 @@ import argparse
 import gc
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from benchmarks.cases import (
+    BASELINES,
+    CASES,
+    DOC_FJE,
+    DOC_FJE_DB,
+    DOC_OURS,
+    DOC_OURS_REV,
+    FJE,
+    FJE_DB,
+    OPEN_WITH,
+    OPEN_WITHOUT,
+    OURS,
+    OURS_REV,
+    SECRET,
+    prepare,
+)
 
-SECRET = "benchmark-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-
-
-def _bare() -> tuple[Flask, dict[str, str]]:
-    app = Flask("bare")
-
-    @app.get("/data")
-    def data() -> Any:
-        return jsonify(ok=True)
-
-    # The same header as the other cases, so that only checking it counts.
-    return app, {"Authorization": "Bearer " + "x" * 240}
-
-
-def _fje(blocklist: bool) -> tuple[Flask, dict[str, str]]:
-    from flask_jwt_extended import JWTManager, create_access_token, jwt_required
-
-    app = Flask("fje_db" if blocklist else "fje")
-    app.config["JWT_SECRET_KEY"] = SECRET
-    manager = JWTManager(app)
-    if blocklist:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(f"sqlite:///{tempfile.mkdtemp()}/blocklist.sqlite3")
-        meta = sa.MetaData()
-        revoked = sa.Table("revoked", meta, sa.Column("jti", sa.String(64), primary_key=True))
-        meta.create_all(engine)
-
-        @manager.token_in_blocklist_loader
-        def in_blocklist(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-            with engine.connect() as conn:
-                query = sa.select(revoked.c.jti).where(revoked.c.jti == payload["jti"])
-                return conn.execute(query).first() is not None
-
-    @app.get("/data")
-    @jwt_required()
-    def data() -> Any:
-        return jsonify(ok=True)
-
-    with app.app_context():
-        token = create_access_token("alice")
-    return app, {"Authorization": f"Bearer {token}"}
-
-
-def _ours(revocation_check: bool) -> tuple[Flask, dict[str, str]]:
-    from flask_cocart_jwt import CoCartJWT, jwt_required
-
-    app = Flask("ours_rev" if revocation_check else "ours", instance_path=tempfile.mkdtemp())
-    app.config.update(
-        COCART_JWT_SECRET_KEY=SECRET,
-        COCART_JWT_REVOCATION_CHECK=revocation_check,
-        COCART_JWT_RATELIMIT_ENABLED=False,
-    )
-    ext = CoCartJWT(app)
-
-    @app.get("/data")
-    @jwt_required
-    def data() -> Any:
-        return jsonify(ok=True)
-
-    with app.test_request_context():
-        pair = ext.issue_tokens("alice")
-    return app, {"Authorization": f"Bearer {pair.access_token}"}
-
-
-CASES: dict[str, Callable[[], tuple[Flask, dict[str, str]]]] = {
-    "bare Flask": _bare,
-    "Flask-JWT-Extended": lambda: _fje(False),
-    "Flask-JWT-Extended + DB blocklist": lambda: _fje(True),
-    "CoCart-JWT, revocation check off": lambda: _ours(False),
-    "CoCart-JWT, revocation check on": lambda: _ours(True),
-}
-
-
-def prepare(name: str) -> Callable[[], Any]:
-    """Build case ``name`` and return one request through its test client.
-
-    The first request is checked (200) so that a broken case fails loudly
-    instead of timing an error page.
-    """
-    app, headers = CASES[name]()
-    client = app.test_client()
-    response = client.get("/data", headers=headers)
-    assert response.status_code == 200, (name, response.get_data())
-    return lambda: client.get("/data", headers=headers)
+__all__ = ["CASES", "SECRET", "interleaved", "paired_overhead", "prepare", "rounds_of"]
 
 
 def interleaved(
@@ -159,19 +92,37 @@ def rounds_of(
     return samples
 
 
-def measure(rounds: int, requests: int) -> dict[str, float]:
-    """Median µs per request of each case."""
+def measure(rounds: int, requests: int) -> dict[str, list[float]]:
+    """µs per request of each case in each round (see :func:`rounds_of`)."""
     calls = {name: prepare(name) for name in CASES}
     for call in calls.values():  # warm up
         for _ in range(min(200, requests)):
             call()
-    return interleaved(calls, rounds, requests)
+    return rounds_of(calls, rounds, requests)
 
 
-def report(results: dict[str, float]) -> list[tuple[str, float, float]]:
-    """Rows of (case, median µs, overhead µs over bare Flask)."""
-    bare = results["bare Flask"]
-    return [(name, us, us - bare) for name, us in results.items()]
+def overheads(samples: Mapping[str, list[float]]) -> dict[str, float]:
+    """Each case's paired overhead over its baseline (``cases.BASELINES``)."""
+    return {name: paired_overhead(samples, name, BASELINES[name]) for name in samples}
+
+
+def accessors_us(number: int = 100_000) -> dict[str, float]:
+    """µs per call of ``get_jwt_identity()`` and ``get_jwt()`` after the check.
+
+    In one request of the documented setup (revocation check on) whose token
+    was verified; best of 7 blocks of ``number`` calls.
+    """
+    import timeit
+
+    from flask_cocart_jwt import get_jwt, get_jwt_identity, verify_jwt_in_request
+
+    app, headers = CASES[DOC_OURS_REV]()
+    with app.test_request_context("/data", headers=headers):
+        verify_jwt_in_request()
+        return {
+            name: min(timeit.repeat(helper, number=number, repeat=7)) / number * 1e6
+            for name, helper in (("get_jwt_identity()", get_jwt_identity), ("get_jwt()", get_jwt))
+        }
 
 
 def profile(name: str, requests: int, top: int = 15) -> None:
@@ -199,7 +150,7 @@ def profile(name: str, requests: int, top: int = 15) -> None:
     profiler.disable()
     print(f"== {name}: {requests} whole requests (test client); times are totals")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
-    if not name.startswith("CoCart"):
+    if "CoCart" not in name:
         return
     with app.test_request_context("/data", headers=headers):
         best = min(timeit.repeat(verify_jwt_in_request, number=requests, repeat=5))
@@ -212,8 +163,19 @@ def profile(name: str, requests: int, top: int = 15) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
+def ratios(over: Mapping[str, float]) -> dict[str, float]:
+    """The ratios of the targets, from each case's overhead over its baseline."""
+    return {
+        "documented, ours / FJE": over[DOC_OURS] / over[DOC_FJE],
+        "documented, ours (revocation on) / FJE + DB blocklist": over[DOC_OURS_REV]
+        / over[DOC_FJE_DB],
+        "minimal, ours / FJE": over[OURS] / over[FJE],
+        "minimal, ours (revocation on) / FJE + DB blocklist": over[OURS_REV] / over[FJE_DB],
+    }
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument(
@@ -226,18 +188,17 @@ def main() -> None:
     if args.profile:
         profile(args.profile, args.requests)
         return
-    rows = report(measure(args.rounds, args.requests))
-    overhead = {name: extra for name, _, extra in rows}
-    print(f"{'case':40} {'µs/request':>11} {'overhead µs':>12}")
-    for name, us, extra in rows:
-        print(f"{name:40} {us:11.1f} {extra:12.1f}")
-    ours = overhead["CoCart-JWT, revocation check off"]
-    ours_rev = overhead["CoCart-JWT, revocation check on"]
-    print(f"overhead ratio vs FJE:               {ours / overhead['Flask-JWT-Extended']:.3f}")
-    print(
-        "overhead ratio (rev. on) vs FJE + DB: "
-        f"{ours_rev / overhead['Flask-JWT-Extended + DB blocklist']:.3f}"
-    )
+    samples = measure(args.rounds, args.requests)
+    over = overheads(samples)
+    print(f"{'case':55} {'µs/request':>11} {'overhead µs':>12}")
+    for name, values in samples.items():
+        print(f"{name:55} {statistics.median(values):11.1f} {over[name]:12.1f}")
+    open_cost = over[OPEN_WITH] / statistics.median(samples[OPEN_WITHOUT])
+    print(f"{'unprotected route, extra cost with the extension':55} {open_cost:+11.1%}")
+    for label, ratio in ratios(over).items():
+        print(f"overhead ratio {label:60} {ratio:.3f}")
+    for label, us in accessors_us().items():
+        print(f"{label + ' after the check':55} {us:11.3f} µs")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,21 @@
 """Request helpers: verifying the access token of a request, and what it says.
 
 The verified claims and the loaded user of the current request are kept in
-the request's record under ``g._cocart_jwt`` (see
-:mod:`flask_cocart_jwt.request_state`). :func:`decode_token` is their twin for
-code that has a token but no request.
+the request's record (see :mod:`flask_cocart_jwt.request_state`).
+:func:`decode_token` is their twin for code that has a token but no request.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, has_app_context, has_request_context, request
+from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
 from .binding import bound_claims, check_unbound, dpop_access_token
 from .csrf import access_cookie_token, check_bound
 from .exceptions import FreshTokenRequired, InvalidToken, MissingToken
-from .request_state import G_KEY, RequestState, request_state
+from .request_state import ATTRIBUTE, RequestState, current_request
 from .service import service_of
 from .transport import access_token_from_environ
 
@@ -42,7 +41,7 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     :raises RuntimeError: the extension is not initialised on the current app.
     """
     service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
-    current = request._get_current_object()  # type: ignore[attr-defined]
+    current = current_request()
     settings = service.settings
     token = access_token_from_environ(current.environ, settings)
     csrf_session = None
@@ -121,12 +120,12 @@ def decode_token(token: str) -> dict[str, Any]:
 
 def _remember(current: object, claims: dict[str, Any] | None, user: Any) -> None:
     """Keep what was verified in the record of ``current``, the request."""
-    state: RequestState | None = g.get(G_KEY)
-    if state is None or state.request is not current:
+    state: RequestState | None = getattr(current, ATTRIBUTE, None)
+    if state is None:
         # No record yet for this request (one exists when a rate limit of
         # the request was counted before the token was verified).
-        state = RequestState(current)
-        setattr(g, G_KEY, state)
+        state = RequestState()
+        setattr(current, ATTRIBUTE, state)
     state.verified = True
     state.claims = claims
     state.user = user
@@ -137,11 +136,13 @@ def _verified(helper: str) -> RequestState:
 
     :raises RuntimeError: outside a request, or before the token was verified.
     """
-    if not has_request_context():
+    try:
+        current = current_request()
+    except RuntimeError:
         raise RuntimeError(
             f"{helper} needs a request context: call it from a view protected by @jwt_required."
-        )
-    state = request_state()
+        ) from None
+    state: RequestState | None = getattr(current, ATTRIBUTE, None)
     if state is None or not state.verified:
         raise RuntimeError(
             f"{helper} was called on a view that is not protected. "

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import URL, Engine, MetaData, create_engine, event, inspect, make_url, text
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    MetaData,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    inspect,
+    make_url,
+    select,
+    text,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
@@ -21,6 +34,7 @@ from .deadlines import Deadlines
 from .exceptions import ServiceUnavailable
 
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+_NOTIFY = select(func.pg_notify(bindparam("b_channel"), bindparam("b_payload")))
 
 
 @contextmanager
@@ -47,9 +61,9 @@ def close_session_quietly(scoped: Any) -> None:
     Flask-SQLAlchemy closes the session at teardown with a ``ROLLBACK``. When
     the database connection dropped during the request, that rollback raises
     after the view has answered and turns a 503 into a 500. Closing it first
-    (the extension's teardown is registered after ``db.init_app``'s, so it
-    runs before it) does the same, except that a dead connection is
-    discarded instead of raising.
+    (the extension's error handler does when it renders a 503, before the
+    teardown) does the same, except that a dead connection is discarded
+    instead of raising.
 
     :param scoped: the ``scoped_session`` (``db.session``); nothing is done
         when the current scope has no session.
@@ -63,6 +77,34 @@ def close_session_quietly(scoped: Any) -> None:
         session.close()
     except _UNAVAILABLE:
         session.invalidate()
+
+
+def notify(conn: Connection, channel: str, payloads: Iterable[str], enabled: bool = True) -> None:
+    """Send PostgreSQL ``NOTIFY`` messages in ``conn``'s transaction.
+
+    PostgreSQL delivers them to the listeners when, and only if, the
+    transaction commits. Nothing is sent on other databases, or when not
+    ``enabled``.
+
+    .. versionadded:: 0.2
+    """
+    if enabled and conn.dialect.name == "postgresql":
+        for payload in payloads:
+            conn.execute(_NOTIFY, {"b_channel": channel, "b_payload": payload})
+
+
+def dedicated_connection(engine: Engine) -> Any:
+    """The driver's connection of a new connection of ``engine``, out of its pool.
+
+    For a connection held for a long time (``LISTEN``): it does not use up
+    the pool, and closing it closes it.
+
+    .. versionadded:: 0.2
+    """
+    raw = engine.raw_connection()
+    driver = raw.driver_connection
+    raw.detach()
+    return driver
 
 
 def embedded_engine(uri: str, timeout: float = 5.0) -> Engine:

@@ -7,9 +7,10 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from flask import current_app, request
+from flask import current_app
 
 from .context import verify_jwt_in_request
+from .request_state import current_request
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,9 +88,8 @@ def _is_cors_preflight() -> bool:
     The headers can be forged, which is why a preflight never reaches the
     view: it only gets the default ``OPTIONS`` answer.
     """
-    headers = request.headers
-    return (
-        request.method == "OPTIONS"
-        and "Origin" in headers
-        and "Access-Control-Request-Method" in headers
-    )
+    current = current_request()  # not the request proxy: this runs on every request
+    if current.method != "OPTIONS":
+        return False
+    headers = current.headers
+    return "Origin" in headers and "Access-Control-Request-Method" in headers

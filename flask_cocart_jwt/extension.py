@@ -7,23 +7,25 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from flask import Blueprint, Flask, current_app, has_request_context
+from flask import Blueprint, Flask, Response, current_app, has_request_context
 from sqlalchemy import MetaData
 
 from .binding import token_endpoint_jkt
 from .callbacks import Callbacks
 from .cli import cli_group
+from .clients import Client
 from .config import Settings, load_settings
 from .database import close_session_quietly, embedded_engine
 from .dpop import ProofChecker
-from .exceptions import AuthError, ConfigurationError
+from .exceptions import AuthError, ConfigurationError, ServiceUnavailable
 from .limits import RateLimits
 from .models import define_tables
+from .push import Push
 from .replay import ReplayCache
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
 from .service import EXTENSION_KEY, Service
-from .store import Client, Store
+from .store import Store
 from .transport import request_client
 from .views import create_blueprint
 from .watch import watch_model
@@ -103,6 +105,7 @@ class CoCartJWT(Callbacks):
                 _engine_of(self.db, app),
                 access_lifetime=settings.access_token_expires,
                 legacy_access_lifetime=_legacy_access_lifetime(settings),
+                announce=settings.revocation_check,
             )
         else:
             uri, timeout = settings.database_uri, settings.database_timeout
@@ -112,11 +115,15 @@ class CoCartJWT(Callbacks):
                 embedded=True,
                 access_lifetime=settings.access_token_expires,
                 legacy_access_lifetime=_legacy_access_lifetime(settings),
+                announce=settings.revocation_check,
             )
         revocations = None
         if settings.revocation_check:
             revocations = RevocationView(
-                store, settings.access_token_expires, margin=settings.leeway + _CLOCK_SKEW
+                store,
+                settings.access_token_expires,
+                margin=settings.leeway + _CLOCK_SKEW,
+                push=Push(lambda: store.engine, settings.ratelimit_storage_uri),
             )
         limits = RateLimits(settings, self.limiter) if settings.ratelimit_enabled else None
         dpop = None
@@ -126,15 +133,15 @@ class CoCartJWT(Callbacks):
             dpop = ProofChecker(settings.dpop, settings.keyring, replay)
         service = Service(settings, store, revocations, limits, self, dpop)
         blueprint = create_blueprint(service)
+        # Nothing below runs on the app's other routes: no app-wide request
+        # hook, teardown or after_request (rate-limit headers are added by
+        # the requests that counted a limit, see limits.py).
         _exempt_from_app_limiters(app, blueprint, self.limiter)
-        if limits is not None:
-            app.after_request(limits.add_headers)
         self._services[app] = service
         app.extensions[EXTENSION_KEY] = self
-        app.register_error_handler(AuthError, service.render_error)
+        render = service.render_error if self.db is None else _releasing(self.db, service)
+        app.register_error_handler(AuthError, render)
         app.register_blueprint(blueprint, url_prefix=settings.url_prefix or None)
-        if self.db is not None:
-            app.teardown_appcontext(self._close_db_session)
         app.cli.add_command(cli_group)
 
     def get_service(self, app: Flask) -> Service:
@@ -159,12 +166,6 @@ class CoCartJWT(Callbacks):
         .. versionadded:: 0.2
         """
         return self.get_service(current_app._get_current_object())  # type: ignore[attr-defined]
-
-    def _close_db_session(self, _exc: BaseException | None) -> None:
-        # Before Flask-SQLAlchemy's own teardown: a connection lost mid-request
-        # must not turn the 503 already rendered into a 500.
-        if self.db is not None and "sqlalchemy" in current_app.extensions:
-            close_session_quietly(self.db.session)
 
     # -- the Python API ------------------------------------------------------
 
@@ -290,28 +291,51 @@ def _engine_of(db: SQLAlchemy, app: Flask) -> Callable[[], Any]:
     return engine
 
 
+def _releasing(db: SQLAlchemy, service: Service) -> Callable[[AuthError], Response]:
+    """The error handler of an app whose token tables live in the user's ``db``.
+
+    A 503 (database unavailable) first closes the user's ``db.session``: its
+    connection may have died during the request, and Flask-SQLAlchemy's
+    teardown would roll it back over the dead socket and turn the 503 into a
+    500. Done here, only when a 503 is rendered, rather than in a teardown
+    that would run on every request of the app.
+    """
+
+    def render(error: AuthError) -> Response:
+        if isinstance(error, ServiceUnavailable) and "sqlalchemy" in current_app.extensions:
+            close_session_quietly(db.session)
+        return service.render_error(error)
+
+    return render
+
+
 def _exempt_from_app_limiters(app: Flask, blueprint: Blueprint, limiter: Any) -> None:
     """Exempt the token routes from every Flask-Limiter of ``app``.
 
-    They are counted by the extension's own limits, never twice. A Limiter
-    initialised on the app after ``init_app`` registers its own check after
-    the hook installed here, so the routes are exempted before it first
-    counts them.
+    They are counted by the extension's own limits, never twice. The
+    limiters known now are exempted at once. One initialised on the app after
+    ``init_app`` registers its own check after the hook installed here, which
+    exempts it on the app's first request, before that check first counts,
+    and then removes itself: Flask refuses new hooks (a Limiter's
+    ``init_app`` included) once the app has handled a request, so no limiter
+    can come later, and the app's requests pay nothing for this.
     """
     done: set[Any] = set()
     extensions = app.extensions  # not the app: its hooks must not keep it alive
-
-    def exempt(new: Any) -> None:
-        new.exempt(blueprint)
-        done.add(new)
+    hooks = app.before_request_funcs
 
     def exempt_new_limiters() -> None:
-        present = extensions.get("limiter")
-        if present and not done.issuperset(present):
-            for new in set(present) - done:
-                exempt(new)
+        for new in set(extensions.get("limiter") or ()) - done:
+            new.exempt(blueprint)
+            done.add(new)
+
+    def on_first_request() -> None:
+        exempt_new_limiters()
+        # A new list rather than list.remove(): Flask is iterating the old one.
+        hooks[None] = [hook for hook in hooks.get(None, ()) if hook is not on_first_request]
 
     if limiter is not None:
-        exempt(limiter)
+        limiter.exempt(blueprint)
+        done.add(limiter)
     exempt_new_limiters()
-    app.before_request(exempt_new_limiters)
+    app.before_request(on_first_request)

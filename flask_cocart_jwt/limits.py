@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, cast
 
-from flask import Response, current_app
+from flask import Response, after_this_request, current_app
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -66,6 +66,8 @@ _ROUTE_SCOPES = {
     route: tuple(scope for scope in _SCOPES if scope.partition("_")[0] == route)
     for route in {scope.partition("_")[0] for scope in _SCOPES}
 }
+#: The current app (the object behind the proxy).
+_current_app = current_app._get_current_object  # type: ignore[attr-defined]
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix")
 
 
@@ -202,7 +204,8 @@ class RateLimits:
     def configured(self, scope: str) -> bool:
         """Whether ``scope`` has a limit in the app's config right now."""
         key, default = _SCOPES[scope]
-        return bool(current_app.config.get(key, default))
+        # The app itself, not the proxy: this runs on every protected request.
+        return bool(_current_app().config.get(key, default))
 
     def apply(self, scope: str, subject: str, *, consume: bool = True) -> None:
         """Hit (or, with ``consume=False``, only check) the limits of ``scope``.
@@ -271,6 +274,10 @@ class RateLimits:
     ) -> Usage | None:
         state = request_state(create=True)
         assert state is not None
+        if not state.usages:
+            # The first limit this request counts: its response gets the
+            # headers (only requests that count a limit pay for the hook).
+            after_this_request(self.add_headers)
         if self.draft_headers and scope not in state.policies:
             self._declare_route(state, scope)
         usages = state.usages
@@ -364,7 +371,7 @@ class RateLimits:
         )
 
     def add_headers(self, response: Response) -> Response:
-        """The ``after_request`` hook: headers of the limits the request hit."""
+        """Add the headers of the limits the request hit (an ``after_this_request`` hook)."""
         return add_headers(response, draft=self.draft_headers)
 
 

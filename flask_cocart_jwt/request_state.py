@@ -1,11 +1,13 @@
-"""What the extension learns about the current request, kept under ``g._cocart_jwt``.
+"""What the extension learns about the current request, kept on the request itself.
 
 One record per request: the verified access token and its user (read by
 ``get_jwt`` and ``current_user``) and the rate limits the request hit (read
-by the header hook). It is tied to the request object it describes: ``g``
-belongs to the app context, which can outlive one request (a test that pushes
-``app.app_context()`` around several requests), and a later request must
-never see an earlier one's claims.
+by the header hook). It is an attribute of the request object it describes,
+so it lives and dies with that request: ``g`` belongs to the app context,
+which can outlive one request (a test that pushes ``app.app_context()``
+around several requests), and a later request must never see an earlier
+one's claims. Reaching it is also cheaper than going through ``g``'s proxy:
+``get_jwt_identity()`` costs well under a microsecond.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g, request
+from flask import request
 
-#: The attribute of ``g`` that holds the record.
-G_KEY = "_cocart_jwt"
+#: The attribute of the request object that holds the record.
+ATTRIBUTE = "_cocart_jwt"
+#: The current request object; raises ``RuntimeError`` outside a request.
+current_request = request._get_current_object  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
@@ -39,11 +43,9 @@ class Usage:
 class RequestState:
     """The extension's record of one request."""
 
-    __slots__ = ("claims", "policies", "request", "usages", "user", "verified")
+    __slots__ = ("claims", "policies", "usages", "user", "verified")
 
-    def __init__(self, current: object) -> None:
-        #: The request this record describes.
-        self.request = current
+    def __init__(self) -> None:
         #: Whether ``verify_jwt_in_request`` ran for this request.
         self.verified = False
         #: The verified claims; ``None`` when an optional view got no token.
@@ -58,13 +60,13 @@ class RequestState:
 
 
 def request_state(*, create: bool = False) -> RequestState | None:
-    """The record of the current request; with ``create``, made if missing."""
-    current = request._get_current_object()  # type: ignore[attr-defined]
-    state: RequestState | None = g.get(G_KEY)
-    if state is not None and state.request is current:
-        return state
-    if not create:
-        return None
-    state = RequestState(current)
-    setattr(g, G_KEY, state)
+    """The record of the current request; with ``create``, made if missing.
+
+    :raises RuntimeError: outside a request context.
+    """
+    current = current_request()
+    state: RequestState | None = getattr(current, ATTRIBUTE, None)
+    if state is None and create:
+        state = RequestState()
+        setattr(current, ATTRIBUTE, state)
     return state

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from .clients import Client
 from .config import Settings
 from .exceptions import (
     InvalidDPoPProof,
@@ -35,7 +36,7 @@ from .exceptions import (
 )
 from .keys import b64url
 from .refresh_tokens import REFRESH_TOKEN_PREFIX, hash_refresh_token
-from .store import Client, Store
+from .store import Store
 
 #: ``load_user(identity) -> user``; raises to refuse the refresh.
 UserLoader = Callable[[str], Any]

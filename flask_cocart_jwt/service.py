@@ -19,6 +19,7 @@ from flask import Flask, Response, current_app
 
 from . import signals
 from .callbacks import Callbacks
+from .clients import Client
 from .config import Settings
 from .database import database_errors_as_503
 from .dpop import ProofChecker
@@ -35,7 +36,7 @@ from .refresh_tokens import looks_like_refresh_token
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
 from .rotation import KeyCheck, SessionCheck, revoke_if_replayed, rotate
-from .store import Client, Store
+from .store import Store
 from .tokens import decode_access_token, encode_access_token
 
 #: The key of the extension in ``app.extensions``.
@@ -406,9 +407,8 @@ class Service:
     def close(self) -> None:
         """Stop the revocation view's thread and close the store's connections.
 
-        For tests and for apps that are thrown away in a running process; the
-        service works again (and reconnects) if it is used afterwards.
-        """
+        For tests and for apps thrown away in a running process; the service
+        works again (and reconnects) if it is used afterwards."""
         if self.revocations is not None:
             self.revocations.close()
         self.store.close()

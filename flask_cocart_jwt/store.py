@@ -19,45 +19,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, union_all
 
-from .database import create_tables, database_errors_as_503
+from .clients import Client
+from .database import create_tables, database_errors_as_503, notify
 from .forks import PerProcess
 from .models import Tables
+from .push import CHANNEL, encode
 from .refresh_tokens import hash_refresh_token, new_refresh_token
 from .results import SessionInfo
 from .schema import upgrade_tables
 from .statements import Statements, assumed_access_expiry, live, newest_first, revoke_statement
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """The client of a request, as kept with its session: address and user agent."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-
-    @property
-    def stored_ip(self) -> str | None:
-        """The address as kept with a session: cut to the column's 45 characters.
-
-        45 is the longest textual IPv6 address; a longer value (an IPv6 zone
-        id, or whatever a proxy middleware put in ``REMOTE_ADDR``) is compared
-        cut too.
-        """
-        return (self.ip or "")[:45] or None
-
-    @property
-    def stored_user_agent(self) -> str | None:
-        """The ``User-Agent`` as kept with a session.
-
-        NUL bytes are dropped (PostgreSQL refuses them in text) and the rest
-        is cut to the column's 255 characters.
-        """
-        return (self.user_agent or "").replace("\x00", "")[:255] or None
 
 
 class Store:
@@ -71,6 +45,8 @@ class Store:
     :param legacy_access_lifetime: for a session opened before 0.2, whose
         access tokens' expiry was not recorded: the seconds after its last
         use that they are assumed to expire within.
+    :param announce: on PostgreSQL, send ``NOTIFY`` (see :mod:`.push`) in the
+        transaction of each revocation.
     """
 
     def __init__(
@@ -81,12 +57,14 @@ class Store:
         embedded: bool = False,
         access_lifetime: int = 0,
         legacy_access_lifetime: int = 0,
+        announce: bool = False,
     ) -> None:
         self.tables = tables
         #: Whether the tables live in the extension's own database.
         self.embedded = embedded
         self.access_lifetime = access_lifetime
         self.legacy_access_lifetime = legacy_access_lifetime
+        self.announce = announce
         self._engine_getter = engine_getter
         # A forked worker must not reuse its parent's connections.
         self._engine = PerProcess(self._connect, lambda e: e.dispose(close=False))
@@ -190,6 +168,7 @@ class Store:
                 if evicted:
                     revoke = self.revocation(now, "max_sessions")
                     conn.execute(revoke.where(s.c.id.in_(evicted)))
+                    notify(conn, CHANNEL, encode(evicted, now), self.announce)
         return session_id, token, token_expires, evicted
 
     # -- refresh tokens ----------------------------------------------------
@@ -292,7 +271,9 @@ class Store:
         if identity is not None:
             query = query.where(s.c.identity == identity)
         with self.begin() as conn:
-            return bool(conn.execute(query).rowcount)
+            done = bool(conn.execute(query).rowcount)
+            notify(conn, CHANNEL, encode([session_id] if done else [], now), self.announce)
+            return done
 
     def revoke_user(
         self, identity: str, reason: str, *, now: int, conn: Connection | None = None
@@ -315,6 +296,7 @@ class Store:
         if ids:
             revoke = self.revocation(now, reason)
             conn.execute(revoke.where(s.c.id.in_(ids), s.c.revoked_at.is_(None)))
+            notify(conn, CHANNEL, encode(ids, now), self.announce)
         return ids
 
     def session_of_refresh_token(self, token: str) -> tuple[str, str, str | None] | None:

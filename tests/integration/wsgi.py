@@ -39,8 +39,22 @@ def create_app() -> Flask:
     sent), so that a test can kill a worker with a request surely in flight.
     ``FLASK_TEST_PROXY_FIX`` (a number of proxies) takes the client address
     from ``X-Forwarded-For`` through ``ProxyFix``.
+    ``FLASK_TEST_REVOCATION_POLL_INTERVAL`` (seconds) sets how often the
+    workers poll for revocations (and lets the view go that long unsynced
+    before a request reads the database itself), and
+    ``GET /test/revocation-push`` says whether the answering worker receives
+    them by push right now.
     """
     app = shop.create_app()
+    revocations = shop.cocart_jwt.get_service(app).revocations
+    poll = app.config.get("TEST_REVOCATION_POLL_INTERVAL")
+    if poll is not None and revocations is not None:
+        revocations.poll_interval = revocations.max_staleness = float(poll)
+
+    @app.get("/test/revocation-push")
+    def revocation_push() -> Any:
+        return jsonify(pushing=revocations is not None and revocations.pushing)
+
     proxies = int(app.config.get("TEST_PROXY_FIX", 0))
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
