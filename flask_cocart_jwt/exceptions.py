@@ -270,7 +270,10 @@ class UseDPoPNonce(InvalidDPoPProof):
     @property
     def headers(self) -> dict[str, str]:
         """The DPoP challenge and the fresh ``DPoP-Nonce``."""
-        return {**super().headers, "DPoP-Nonce": self.nonce}
+        headers = super().headers
+        if self.nonce:
+            headers["DPoP-Nonce"] = self.nonce
+        return headers
 
 
 class RateLimited(AuthError):

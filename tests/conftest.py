@@ -296,4 +296,6 @@ def assert_error(response: Any, status: int, code: str) -> None:
     assert isinstance(response.json["message"], str)
     assert response.json["message"]
     if status == 401:
-        assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+        # DPoP's errors carry the DPoP challenge (RFC 9449 section 7.1).
+        scheme = "DPoP " if code in ("invalid_dpop_proof", "use_dpop_nonce") else "Bearer "
+        assert response.headers["WWW-Authenticate"].startswith(scheme)
