@@ -8,6 +8,7 @@ server fails the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -76,6 +77,21 @@ SERVER_URLS = {
     "redis": os.environ.get("COCART_JWT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
 }
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _enabled_package_loggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package's loggers enabled for every test.
+
+    Alembic's ``fileConfig`` (run by the Flask-Migrate tests) disables every
+    logger that exists at that moment, so a later test that reads the
+    package's log through ``caplog`` would see nothing, depending on order.
+    """
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("flask_cocart_jwt") and isinstance(logger, logging.Logger):
+            monkeypatch.setattr(logger, "disabled", False)
+
+
 _reachable: dict[str, bool] = {}
 
 
