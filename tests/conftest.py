@@ -80,15 +80,17 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(autouse=True)
-def _enabled_package_loggers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The package's loggers enabled for every test.
+def _enabled_loggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every logger enabled for every test.
 
     Alembic's ``fileConfig`` (run by the Flask-Migrate tests) disables every
-    logger that exists at that moment, so a later test that reads the
-    package's log through ``caplog`` would see nothing, depending on order.
+    logger that exists at that moment (the package's, and the loggers of the
+    test apps, where the extension warns through ``current_app.logger``), so
+    a later test that reads the log through ``caplog`` would see nothing,
+    depending on order.
     """
-    for name, logger in list(logging.root.manager.loggerDict.items()):
-        if name.startswith("flask_cocart_jwt") and isinstance(logger, logging.Logger):
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.disabled:
             monkeypatch.setattr(logger, "disabled", False)
 
 
