@@ -1,6 +1,7 @@
 # Two commands do all setup on a fresh machine:
 #   make demo   run the example shop API on the embedded SQLite default (PORT=8000 make demo
-#               for another port); installs only what the demo needs (the `demo` extra)
+#               for another port), and its browser page (http://localhost:5000/); installs
+#               only what the demo needs (the `demo` extra)
 #   make test   run the test suite (plus ruff, mypy --strict and the -W docs build); installs
 #               the dev extra
 # Both create .venv on first use. `make dist` builds the sdist and wheel into dist/.

@@ -17,6 +17,15 @@ Try it::
     curl -s -X POST localhost:5000/auth/login -H 'Content-Type: application/json' \\
          -d '{"username": "demo", "password": "demo-password"}'
     curl -s localhost:5000/cart -H "Authorization: Bearer <access_token>"
+
+or open http://localhost:5000/ in a browser: a small page (``examples/browser``)
+logs in with cookie mode (``COCART_JWT_COOKIE_MODE``), so that a reload, or a
+browser restart, keeps you logged in while no script can read the refresh
+token. curl and other clients without an ``Origin`` header keep JSON transport.
+``/?dpop=1`` adds DPoP (``COCART_JWT_DPOP = "optional"``): the page signs
+every request with a key that no script can export, and the session is bound
+to it; ``/?dpop=1&cookies=0`` does the same with the tokens in the page's
+memory (JSON transport) instead of the cookie.
 """
 
 from __future__ import annotations
@@ -25,10 +34,11 @@ import contextlib
 import os
 import secrets
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 from flask.cli import with_appcontext
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, String
@@ -51,6 +61,14 @@ PRODUCTS = {
     2: {"id": 2, "name": "Grinder", "price": 8900},
     3: {"id": 3, "name": "Mug", "price": 900},
 }
+#: The browser page and its scripts (the client is shared with Node, in ``js/``).
+BROWSER_FILES = {
+    "index.html": Path(__file__).parent / "browser",
+    "shop.mjs": Path(__file__).parent / "browser",
+    "client.mjs": Path(__file__).parent / "js",
+}
+#: The page runs only its own scripts: an injected inline script does not run.
+PAGE_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 # Checked when the username is unknown, so both failures take the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -134,6 +152,15 @@ def _secret(app: Flask) -> str:
         return f.read().strip()
 
 
+def _browser_file(name: str) -> Response:
+    """A file of the browser page, with a strict Content-Security-Policy."""
+    mimetype = "text/html" if name.endswith(".html") else "text/javascript"
+    response = Response((BROWSER_FILES[name] / name).read_bytes(), mimetype=mimetype)
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the shop app. ``config`` overrides the defaults (used by the tests).
 
@@ -144,6 +171,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(
         SQLALCHEMY_DATABASE_URI="sqlite:///" + os.path.join(app.instance_path, "shop.sqlite3"),
+        # Browsers (requests with Origin) get the refresh token in an HttpOnly
+        # cookie, CSRF-checked; other clients keep JSON transport.
+        COCART_JWT_COOKIE_MODE=True,
+        # A client that sends DPoP proofs gets tokens bound to its key (RFC 9449).
+        COCART_JWT_DPOP="optional",
     )
     # Deployment settings come from FLASK_* environment variables, e.g.
     # FLASK_SQLALCHEMY_DATABASE_URI or FLASK_COCART_JWT_RATELIMIT_STORAGE_URI.
@@ -154,6 +186,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     cocart_jwt.init_app(app)
     app.cli.add_command(init_db_command)
+
+    @app.get("/")
+    def page() -> Response:
+        return _browser_file("index.html")
+
+    @app.get("/<any('shop.mjs', 'client.mjs'):name>")
+    def script(name: str) -> Response:
+        return _browser_file(name)
 
     @app.get("/products")
     def products() -> Any:

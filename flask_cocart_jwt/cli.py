@@ -34,10 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import current_app, has_app_context
 from flask.cli import AppGroup, ScriptInfo
 
+from .clients import Client
 from .exceptions import AuthError, CoCartJWTError, UserNotFound
 from .keys import EC_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, SUPPORTED_ALGORITHMS
 from .service import Service, service_of
-from .store import Client
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from .cookie_settings import CookieSettings, load_cookie_settings
+from .dpop_settings import DPoPSettings, load_dpop_settings
 from .exceptions import ConfigurationError
 from .keys import Keyring, load_keyring
 
@@ -70,6 +72,21 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_RATELIMIT_ON_STORAGE_ERROR": "fallback",
     "COCART_JWT_RATELIMIT_DRAFT_HEADERS": False,
     "COCART_JWT_RATELIMIT_IPV6_PREFIX": 64,
+    # browser sessions (cookie mode, CSRF)
+    "COCART_JWT_COOKIE_MODE": False,
+    "COCART_JWT_REFRESH_COOKIE_NAME": None,
+    "COCART_JWT_CSRF_COOKIE_NAME": "cocart_csrf",
+    "COCART_JWT_CSRF_HEADER_NAME": "X-CSRF-Token",
+    "COCART_JWT_CSRF_TRUSTED_ORIGINS": (),
+    "COCART_JWT_COOKIE_SECURE": True,
+    "COCART_JWT_COOKIE_SAMESITE": "Strict",
+    "COCART_JWT_COOKIE_DOMAIN": None,
+    "COCART_JWT_ACCESS_COOKIE": False,
+    # sender-constrained tokens (DPoP, RFC 9449)
+    "COCART_JWT_DPOP": "off",
+    "COCART_JWT_DPOP_ALGORITHMS": ("ES256", "EdDSA", "PS256", "RS256"),
+    "COCART_JWT_DPOP_MAX_AGE": timedelta(seconds=60),
+    "COCART_JWT_DPOP_NONCE": False,
 }
 
 #: The rate-limit keys, read again on every request.
@@ -114,35 +131,37 @@ class Settings:
     ratelimit_on_storage_error: str
     ratelimit_draft_headers: bool
     ratelimit_ipv6_prefix: int
+    #: Cookie mode's cookies and CSRF checks; ``None`` when it is off.
+    cookies: CookieSettings | None = None
+    #: DPoP's proof checks (RFC 9449); ``None`` when ``COCART_JWT_DPOP`` is ``"off"``.
+    dpop: DPoPSettings | None = None
+
+
+def _duration(config: Mapping[str, Any], key: str) -> float:
+    """The value of ``key`` in seconds: a ``timedelta`` or a number (not a bool)."""
+    value = config[key]
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
 
 
 def _seconds(config: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> int:
-    value = config[key]
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
+    seconds = _duration(config, key)
     if not math.isfinite(seconds) or seconds < 0 or (seconds < 1 and not allow_zero):
         raise ConfigurationError(
-            f"{key} must be a finite duration of at least one second; got {value!r}."
+            f"{key} must be a finite duration of at least one second; got {config[key]!r}."
         )
     return int(seconds)
 
 
 def _timeout(config: Mapping[str, Any], key: str) -> float:
     """A duration in seconds, fractions kept: at least 0.1 s, at most a day."""
-    value = config[key]
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(f"{key} must be a datetime.timedelta or a number of seconds.")
+    seconds = _duration(config, key)
     if not math.isfinite(seconds) or not 0.1 <= seconds <= 86400:
         raise ConfigurationError(
-            f"{key} must be a duration between 0.1 seconds and one day; got {value!r}."
+            f"{key} must be a duration between 0.1 seconds and one day; got {config[key]!r}."
         )
     return seconds
 
@@ -272,6 +291,8 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
     header_type = _text(merged, "COCART_JWT_HEADER_TYPE")
     if header_type is None or " " in header_type:
         raise ConfigurationError("COCART_JWT_HEADER_TYPE must be one word such as 'Bearer'.")
+    url_prefix = _url_prefix(merged["COCART_JWT_URL_PREFIX"])
+    leeway = _seconds(merged, "COCART_JWT_LEEWAY", allow_zero=True)
 
     return Settings(
         keyring=load_keyring(merged),
@@ -281,7 +302,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         refresh_reuse_interval=_seconds(
             merged, "COCART_JWT_REFRESH_REUSE_INTERVAL", allow_zero=True
         ),
-        leeway=_seconds(merged, "COCART_JWT_LEEWAY", allow_zero=True),
+        leeway=leeway,
         issuer=_text(merged, "COCART_JWT_ISSUER", optional=True),
         audience=_audience(merged["COCART_JWT_AUDIENCE"]),
         header_name=header_name,
@@ -292,7 +313,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         max_sessions_per_user=max_sessions,
         bind_ip=_flag(merged, "COCART_JWT_BIND_IP"),
         bind_user_agent=_flag(merged, "COCART_JWT_BIND_USER_AGENT"),
-        url_prefix=_url_prefix(merged["COCART_JWT_URL_PREFIX"]),
+        url_prefix=url_prefix,
         database_uri=_database_uri(merged["COCART_JWT_DATABASE_URI"], instance_path),
         openapi_route=_flag(merged, "COCART_JWT_OPENAPI_ROUTE"),
         database_timeout=_timeout(merged, "COCART_JWT_DATABASE_TIMEOUT"),
@@ -304,4 +325,6 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         ),
         ratelimit_draft_headers=_flag(merged, "COCART_JWT_RATELIMIT_DRAFT_HEADERS"),
         ratelimit_ipv6_prefix=_ipv6_prefix(merged["COCART_JWT_RATELIMIT_IPV6_PREFIX"]),
+        cookies=load_cookie_settings(merged, url_prefix),
+        dpop=load_dpop_settings(merged, leeway),
     )

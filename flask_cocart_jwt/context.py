@@ -12,9 +12,11 @@ from typing import Any
 from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
+from .binding import bound_claims, check_unbound, dpop_access_token
+from .csrf import access_cookie_token, check_bound
 from .exceptions import FreshTokenRequired, InvalidToken, MissingToken
 from .request_state import ATTRIBUTE, RequestState, current_request
-from .service import service_of
+from .service import Service, service_of
 from .transport import access_token_from_environ
 
 
@@ -23,6 +25,13 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
 
     Called by :func:`~flask_cocart_jwt.jwt_required`; call it yourself where
     a decorator does not fit (e.g. in ``before_request``).
+
+    The token comes from the ``Authorization`` header; with
+    ``COCART_JWT_ACCESS_COOKIE``, from the access cookie when no header is
+    sent, and then ``POST``, ``PUT``, ``PATCH`` and ``DELETE`` requests must
+    pass the CSRF checks (``403 csrf_failed``). With ``COCART_JWT_DPOP``, a
+    token bound to a DPoP key must come as ``Authorization: DPoP <token>``
+    with a valid ``DPoP`` proof by that key (``401 invalid_dpop_proof``).
 
     :param optional: let a request without a token through (an invalid token
         is still refused); the helpers then return ``None``.
@@ -33,15 +42,65 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     """
     service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
     current = current_request()
-    token = access_token_from_environ(current.environ, service.settings)
+    if service.dpop is not None:
+        return _verify_with_dpop(service, current, optional, fresh)
+    settings = service.settings
+    token = access_token_from_environ(current.environ, settings)
+    csrf_session = None
     if token is None:
-        if optional:
-            _remember(current, None, None)
-            return None
-        raise MissingToken
+        # Cookie mode's access cookie is only looked at without a header.
+        found = access_cookie_token(settings) if settings.cookies is not None else None
+        if found is None:
+            if optional:
+                _remember(current, None, None)
+                return None
+            raise MissingToken
+        token, csrf_session = found
     claims = service.verify(token)
+    if "cnf" in claims:  # bound to a DPoP key (before DPoP was switched off)
+        check_unbound(claims, None)
+    if csrf_session is not None:
+        check_bound(csrf_session, claims["sid"])
     limits = service.limits
     if limits is not None:  # the protected-view limit is opt-in
+        limits.limit_access_token("protected", claims)
+    if fresh and claims.get("fresh") is not True:
+        raise FreshTokenRequired
+    _remember(current, claims, service.load_user(claims["sub"]))
+    return claims
+
+
+def _verify_with_dpop(
+    service: Service, current: Any, optional: bool, fresh: bool
+) -> dict[str, Any] | None:
+    """:func:`verify_jwt_in_request` with ``COCART_JWT_DPOP`` on: a bound token
+    as ``Authorization: DPoP`` with its proof, or an unbound one as before.
+
+    Apart from :func:`verify_jwt_in_request`'s own path, so that DPoP off
+    costs the protected views nothing but one test.
+    """
+    settings = service.settings
+    environ = current.environ
+    csrf_session = None
+    token = dpop_access_token(environ, settings)
+    if token is not None:
+        claims = bound_claims(service, token)
+    else:
+        token = access_token_from_environ(environ, settings)
+        if token is None:
+            found = access_cookie_token(settings) if settings.cookies is not None else None
+            if found is None:
+                if optional:
+                    _remember(current, None, None)
+                    return None
+                raise MissingToken
+            token, csrf_session = found
+        claims = service.verify(token)
+        check_unbound(claims, service.dpop)  # a bound token needs its proof
+    if csrf_session is not None:
+        check_bound(csrf_session, claims["sid"])
+    limits = service.limits
+    if limits is not None:
         limits.limit_access_token("protected", claims)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
@@ -67,7 +126,8 @@ def decode_token(token: str) -> dict[str, Any]:
     :param token: the access token (the compact JWS, without ``Bearer``).
     :returns: the token's claims.
     :raises InvalidToken: anything but a valid access token of this app,
-        a value that is not a string included.
+        a value that is not a string included. A token bound to a DPoP key
+        is refused too: without a request there is no proof of the key.
     :raises TokenExpired: a valid token past its ``exp``.
     :raises SessionRevoked: its session was revoked.
     :raises ServiceUnavailable: the revocation check lost its database.
@@ -84,7 +144,10 @@ def decode_token(token: str) -> dict[str, Any]:
     service = service_of(current_app._get_current_object())  # type: ignore[attr-defined]
     if not isinstance(token, str):
         raise InvalidToken
-    return service.verify(token)
+    claims = service.verify(token)
+    if "cnf" in claims:
+        raise InvalidToken
+    return claims
 
 
 def _remember(current: object, claims: dict[str, Any] | None, user: Any) -> None:

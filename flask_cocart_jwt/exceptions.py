@@ -180,6 +180,102 @@ class RefreshTokenReused(AuthError):
         self.session_id = session_id
 
 
+class CsrfFailed(AuthError):
+    """A cookie-mode request failed the CSRF check (``COCART_JWT_COOKIE_MODE``).
+
+    Its ``Origin`` is not the API's own nor a trusted one, or its CSRF header
+    does not match a CSRF cookie of its session. Nothing was rotated, revoked
+    or set.
+
+    :param reason: which check failed, for logs and handlers: ``"origin"``,
+        ``"token"`` or ``"session"``. It is never sent to the client.
+
+    .. versionadded:: 0.2
+    """
+
+    status_code = 403
+    error = "csrf_failed"
+    default_message = "The request failed the cross-site request forgery check."
+    token_sent = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        reason: str = "token",
+    ):
+        super().__init__(message, retry_after=retry_after)
+        #: The check that failed: ``"origin"``, ``"token"`` or ``"session"``.
+        self.reason = reason
+
+
+class InvalidDPoPProof(AuthError):
+    """The DPoP proof of a request is missing, malformed, forged, replayed or
+    made by another key than the token's (``COCART_JWT_DPOP``, RFC 9449).
+
+    Its ``WWW-Authenticate`` is the DPoP challenge with the accepted
+    algorithms: ``DPoP error="invalid_dpop_proof", algs="ES256 EdDSA ..."``.
+
+    :param algs: the accepted proof algorithms, space-separated.
+
+    .. versionadded:: 0.2
+    """
+
+    error = "invalid_dpop_proof"
+    default_message = "The DPoP proof is missing or invalid."
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int | None = None, algs: str = ""
+    ):
+        super().__init__(message, retry_after=retry_after)
+        #: The accepted proof algorithms, space-separated.
+        self.algs = algs
+
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value of this error."""
+        algs = f', algs="{self.algs}"' if self.algs else ""
+        return f'DPoP error="{self.error}"{algs}'
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The DPoP challenge instead of the Bearer one."""
+        return {**super().headers, "WWW-Authenticate": self.challenge()}
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The DPoP proof lacks the server's current nonce (``COCART_JWT_DPOP_NONCE``,
+    RFC 9449 section 8): retry with the nonce of the ``DPoP-Nonce`` header.
+
+    :param nonce: the fresh nonce, sent as ``DPoP-Nonce``.
+
+    .. versionadded:: 0.2
+    """
+
+    error = "use_dpop_nonce"
+    default_message = "The DPoP proof must carry the server's nonce: retry with DPoP-Nonce."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        algs: str = "",
+        nonce: str = "",
+    ):
+        super().__init__(message, retry_after=retry_after, algs=algs)
+        #: The nonce to use, sent as ``DPoP-Nonce``.
+        self.nonce = nonce
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The DPoP challenge and the fresh ``DPoP-Nonce``."""
+        headers = super().headers
+        if self.nonce:
+            headers["DPoP-Nonce"] = self.nonce
+        return headers
+
+
 class RateLimited(AuthError):
     """A rate limit was exceeded.
 

@@ -10,18 +10,22 @@ from weakref import WeakKeyDictionary
 from flask import Blueprint, Flask, Response, current_app, has_request_context
 from sqlalchemy import MetaData
 
+from .binding import token_endpoint_jkt
 from .callbacks import Callbacks
 from .cli import cli_group
+from .clients import Client
 from .config import Settings, load_settings
 from .database import close_session_quietly, embedded_engine
+from .dpop import ProofChecker
 from .exceptions import AuthError, ConfigurationError, ServiceUnavailable
 from .limits import RateLimits
 from .models import define_tables
 from .push import Push
+from .replay import ReplayCache
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
 from .service import EXTENSION_KEY, Service
-from .store import Client, Store
+from .store import Store
 from .transport import request_client
 from .views import create_blueprint
 from .watch import watch_model
@@ -122,7 +126,12 @@ class CoCartJWT(Callbacks):
                 push=Push(lambda: store.engine, settings.ratelimit_storage_uri),
             )
         limits = RateLimits(settings, self.limiter) if settings.ratelimit_enabled else None
-        service = Service(settings, store, revocations, limits, self)
+        dpop = None
+        if settings.dpop is not None:
+            # The replay cache lives in the rate-limit storage, limits on or off.
+            replay = ReplayCache(limits or RateLimits(settings, self.limiter))
+            dpop = ProofChecker(settings.dpop, settings.keyring, replay)
+        service = Service(settings, store, revocations, limits, self, dpop)
         blueprint = create_blueprint(service)
         # Nothing below runs on the app's other routes: no app-wide request
         # hook, teardown or after_request (rate-limit headers are added by
@@ -167,9 +176,18 @@ class CoCartJWT(Callbacks):
         after a sign-up or a third-party login. Outside a request the session
         records no client address or user agent.
 
+        With ``COCART_JWT_DPOP``, a request that carries a valid ``DPoP``
+        proof (made for its own method and URL) gets a pair bound to the
+        proof's key, as a login would; with ``"required"``, a request without
+        one is refused. Outside a request the pair is never bound.
+
         :param fresh: mark the access token as fresh (straight from a login).
+        :raises InvalidDPoPProof: the request's proof is invalid, or missing
+            with ``COCART_JWT_DPOP = "required"``.
         """
-        return self.service.issue(user, fresh=fresh, client=_client())
+        service = self.service
+        jkt = token_endpoint_jkt(service) if has_request_context() else None
+        return service.issue(user, fresh=fresh, client=_client(), jkt=jkt)
 
     def refresh(self, refresh_token: object) -> TokenPair:
         """Rotate ``refresh_token`` and return the new pair (``POST /refresh-token``).

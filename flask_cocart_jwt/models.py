@@ -14,8 +14,10 @@ Two columns of the sessions table are new in 0.2 and nullable, so that rows
 written by 0.1 stay valid: ``access_expires_at``, the ``exp`` of the latest
 access token issued for the session, and ``revocation_kept_until``, set when
 the session is revoked: until then, some access token of the session may
-still be unexpired, so the revocation check must remember it. See
-:data:`NEW_SESSION_COLUMNS` and the upgrade notes in the changelog.
+still be unexpired, so the revocation check must remember it. A third,
+``dpop_jkt``, holds the thumbprint of the DPoP key a session is bound to
+(RFC 9449), NULL for an unbound session. See :data:`NEW_SESSION_COLUMNS` and
+the upgrade notes in the changelog.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from sqlalchemy.types import TypeEngine
 SESSIONS_TABLE = "cocart_jwt_sessions"
 REFRESH_TOKENS_TABLE = "cocart_jwt_refresh_tokens"
 #: Columns of the sessions table added after 0.1 (nullable), in the order added.
-NEW_SESSION_COLUMNS = ("access_expires_at", "revocation_kept_until")
+NEW_SESSION_COLUMNS = ("access_expires_at", "revocation_kept_until", "dpop_jkt")
 #: Indexes of the sessions table added after 0.1.
 NEW_SESSION_INDEXES = ("ix_cocart_jwt_sessions_revocation",)
 
@@ -83,6 +85,8 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("access_expires_at", BigInteger, nullable=True),
         # Set on revocation: until when the revocation check must remember it.
         Column("revocation_kept_until", BigInteger, nullable=True),
+        # DPoP: the RFC 7638 thumbprint of the key the session is bound to.
+        Column("dpop_jkt", String(64), nullable=True),
         Index("ix_cocart_jwt_sessions_identity", "identity", "created_at"),
         Index("ix_cocart_jwt_sessions_revoked_at", "revoked_at"),
         Index("ix_cocart_jwt_sessions_expires_at", "expires_at"),

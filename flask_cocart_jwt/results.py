@@ -80,7 +80,8 @@ class SessionInfo:
     """One live session (refresh-token family) of a user.
 
     Times are Unix seconds. ``current`` is true for the session of the access
-    token that made the request.
+    token that made the request; ``dpop_bound`` for a session bound to a DPoP
+    key (RFC 9449), whose tokens are worthless without it.
     """
 
     id: str
@@ -90,6 +91,8 @@ class SessionInfo:
     ip: str | None
     user_agent: str | None
     current: bool = False
+    #: .. versionadded:: 0.2
+    dpop_bound: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form used by ``GET /sessions``."""

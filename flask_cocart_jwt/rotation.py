@@ -21,20 +21,32 @@ a slow loader must not hold a connection or row locks.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from .clients import Client
 from .config import Settings
-from .exceptions import InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused
+from .exceptions import (
+    InvalidDPoPProof,
+    InvalidRefreshToken,
+    RefreshTokenExpired,
+    RefreshTokenReused,
+)
 from .keys import b64url
 from .refresh_tokens import REFRESH_TOKEN_PREFIX, hash_refresh_token
-from .store import Client, Store
+from .store import Store
 
 #: ``load_user(identity) -> user``; raises to refuse the refresh.
 UserLoader = Callable[[str], Any]
 #: ``on_reuse(session_id, identity)``, called after a replay revoked a session.
 ReuseHandler = Callable[[str, str], None]
+#: ``check_session(session_id)``: raises to refuse the token before anything changes.
+SessionCheck = Callable[[str], None]
+#: ``check_key(jkt)``: called with the DPoP key a session is bound to (or
+#: ``None``); raises to refuse the token before anything changes.
+KeyCheck = Callable[[str | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,8 @@ class Rotation:
     session_expires_at: int
     #: What the user loader returned, or the identity without one.
     user: Any = None
+    #: The DPoP key thumbprint the session is bound to after this refresh.
+    jkt: str | None = None
 
 
 def successor_of(token: str, settings: Settings) -> str:
@@ -68,19 +82,30 @@ def rotate(
     now: int,
     load_user: UserLoader | None,
     on_reuse: ReuseHandler,
+    check_session: SessionCheck | None = None,
+    jkt: str | None = None,
 ) -> Rotation:
     """Consume ``token`` and issue its successor, or answer a retry or a replay.
 
     :param load_user: called with the identity before anything is consumed
         (outside the transaction); raise to refuse the refresh.
     :param on_reuse: called after a replay revoked the session.
+    :param check_session: called with the token's session id as soon as its
+        row is read, before anything is consumed or revoked; raise to refuse
+        (cookie mode checks that the CSRF token is of this session).
+    :param jkt: the thumbprint of the request's valid DPoP proof, if any. A
+        session bound to a key needs a proof by that key before anything
+        else; an unbound session is bound to ``jkt`` by its rotation.
     :raises InvalidRefreshToken: unknown token, revoked session, binding
         mismatch.
+    :raises InvalidDPoPProof: the session is bound to another key, or to
+        one and no proof was sent (or ``"required"`` and none was sent).
     :raises RefreshTokenExpired: the token or its session is past expiry.
     :raises RefreshTokenReused: a consumed token was replayed; the session
         is now revoked.
     """
-    return _Refresh(store, token, settings, client, now).run(load_user, on_reuse)
+    refresh = _Refresh(store, token, settings, client, now, check_session, jkt)
+    return refresh.run(load_user, on_reuse)
 
 
 def revoke_if_replayed(
@@ -91,26 +116,41 @@ def revoke_if_replayed(
     client: Client,
     now: int,
     on_reuse: ReuseHandler,
+    check_session: SessionCheck | None = None,
+    jkt: str | None = None,
 ) -> bool:
     """Revoke the session of ``token`` if a refresh with it now would be a replay.
 
     For a refresh refused before it runs (by its per-token limit): a replay
     must still revoke its session at once, not when the limit lets it
     through. Nothing is consumed, and a retry inside the reuse interval is
-    left alone, exactly as :func:`rotate` would.
+    left alone, exactly as :func:`rotate` would, and so is a token of a
+    session bound to another DPoP key than ``jkt``'s.
 
+    :param check_session: as for :func:`rotate`: raise to refuse before
+        anything is revoked.
     :returns: whether the session was revoked (``on_reuse`` was called).
     """
-    return _Refresh(store, token, settings, client, now).revoke_if_replayed(on_reuse)
+    refresh = _Refresh(store, token, settings, client, now, check_session, jkt)
+    return refresh.revoke_if_replayed(on_reuse)
 
 
 class _Refresh:
     """One refresh request, from the token row to its outcome."""
 
     def __init__(
-        self, store: Store, token: str, settings: Settings, client: Client, now: int
+        self,
+        store: Store,
+        token: str,
+        settings: Settings,
+        client: Client,
+        now: int,
+        check_session: SessionCheck | None = None,
+        jkt: str | None = None,
     ) -> None:
         self.store = store
+        self.check_session = check_session
+        self.jkt = jkt
         self.settings = settings
         self.client = client
         self.now = now
@@ -151,7 +191,7 @@ class _Refresh:
                 self.reuse(row, on_reuse)
         except RefreshTokenReused:
             return True
-        except (InvalidRefreshToken, RefreshTokenExpired):
+        except (InvalidRefreshToken, RefreshTokenExpired, InvalidDPoPProof):
             pass
         return False
 
@@ -170,7 +210,24 @@ class _Refresh:
         row = self.store.token_row(self.token_hash, conn)
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken
+        if self.check_session is not None:
+            self.check_session(row.session_id)
+        self.check_key(row)
         return row
+
+    def check_key(self, row: Any) -> None:
+        """DPoP: a bound session's token needs a proof by its key, before
+        anything is consumed or revoked (a thief without the key can do
+        nothing with it, not even revoke the session by replaying it)."""
+        bound, jkt, dpop = row.dpop_jkt, self.jkt, self.settings.dpop
+        if bound is None:
+            if jkt is None and dpop is not None and dpop.required:
+                raise InvalidDPoPProof(algs=dpop.algs)
+            return
+        if dpop is None:  # DPoP switched off: a bound session cannot be refreshed
+            raise InvalidRefreshToken
+        if jkt is None or not hmac.compare_digest(jkt.encode(), str(bound).encode()):
+            raise InvalidDPoPProof(algs=dpop.algs)
 
     def check_usable(self, row: Any) -> None:
         """Refuse an expired token, or one used from another client when bound."""
@@ -201,6 +258,7 @@ class _Refresh:
             now=self.now,
             expires_at=expires_at,
             access_expires_at=self.access_expires_at(row),
+            jkt=self.jkt,
         )
         if done is None:
             raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
@@ -218,6 +276,8 @@ class _Refresh:
             rotated=rotated,
             session_expires_at=row.session_expires_at,
             user=user,
+            # Bound before (checked by check_key), or by this rotation.
+            jkt=row.dpop_jkt if row.dpop_jkt is not None else self.jkt if rotated else None,
         )
 
     def retry(self, row: Any) -> int | None:

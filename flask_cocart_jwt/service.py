@@ -19,8 +19,10 @@ from flask import Flask, Response, current_app
 
 from . import signals
 from .callbacks import Callbacks
+from .clients import Client
 from .config import Settings
 from .database import database_errors_as_503
+from .dpop import ProofChecker
 from .exceptions import (
     AuthError,
     InvalidRefreshToken,
@@ -33,8 +35,8 @@ from .limits import RateLimits
 from .refresh_tokens import looks_like_refresh_token
 from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
-from .rotation import revoke_if_replayed, rotate
-from .store import Client, Store
+from .rotation import KeyCheck, SessionCheck, revoke_if_replayed, rotate
+from .store import Store
 from .tokens import decode_access_token, encode_access_token
 
 #: The key of the extension in ``app.extensions``.
@@ -73,6 +75,7 @@ class Service:
         ``COCART_JWT_REVOCATION_CHECK`` is off.
     :param limits: the rate limits; ``None`` when they are disabled.
     :param callbacks: the registry of the app's callbacks, read at each call.
+    :param dpop: the DPoP proof checks; ``None`` when ``COCART_JWT_DPOP`` is ``"off"``.
     """
 
     def __init__(
@@ -82,8 +85,10 @@ class Service:
         revocations: RevocationView | None,
         limits: RateLimits | None,
         callbacks: Callbacks,
+        dpop: ProofChecker | None = None,
     ) -> None:
         self.settings = settings
+        self.dpop = dpop
         self.store = store
         self.revocations = revocations
         self.limits = limits
@@ -154,8 +159,9 @@ class Service:
         fresh: bool,
         now: int,
         not_after: int,
+        jkt: str | None = None,
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds (capped at ``not_after``)."""
+        """A signed access token (bound to ``jkt``) and its lifetime (capped at ``not_after``)."""
         loader = self.callbacks.additional_claims_loader_callback
         token, signed = encode_access_token(
             self.settings,
@@ -165,13 +171,14 @@ class Service:
             now=now,
             additional_claims=loader(user) if loader is not None else None,
             not_after=not_after,
+            jkt=jkt,
         )
         return token, int(signed["exp"]) - now
 
     # -- sessions ----------------------------------------------------------
 
-    def issue(self, user: Any, *, fresh: bool, client: Client) -> TokenPair:
-        """Open a session for ``user`` and return its first token pair."""
+    def issue(self, user: Any, *, fresh: bool, client: Client, jkt: str | None = None) -> TokenPair:
+        """Open a session for ``user``, bound to the DPoP key ``jkt`` if given; its first pair."""
         settings = self.settings
         identity = self.identity_of(user)
         now = int(time.time())
@@ -185,6 +192,7 @@ class Service:
             access_expires_at=min(now + settings.access_token_expires, not_after),
             client=client,
             max_sessions=settings.max_sessions_per_user,
+            dpop_jkt=jkt,
         )
         if evicted:
             self.notify_revoked(evicted, "max_sessions", now)
@@ -195,10 +203,11 @@ class Service:
             fresh=fresh,
             now=now,
             not_after=not_after,
+            jkt=jkt,
         )
         signals.tokens_issued.send(_app(), identity=identity, session_id=session_id)
         return TokenPair(
-            token_type=settings.header_type,
+            token_type="DPoP" if jkt is not None else settings.header_type,
             access_token=access,
             expires_in=expires_in,
             refresh_token=refresh,
@@ -206,11 +215,21 @@ class Service:
             session_id=session_id,
         )
 
-    def refresh(self, refresh_token: object, client: Client) -> TokenPair:
+    def refresh(
+        self,
+        refresh_token: object,
+        client: Client,
+        *,
+        check_session: SessionCheck | None = None,
+        jkt: str | None = None,
+    ) -> TokenPair:
         """Rotate ``refresh_token`` and return the new pair.
 
+        :param check_session: called with the token's session id before
+            anything is consumed or revoked; raise to refuse the refresh.
+        :param jkt: the thumbprint of the request's valid DPoP proof, if any.
         :raises AuthError: ``invalid_refresh_token``, ``refresh_token_expired``,
-            ``refresh_token_reused`` or ``user_not_found``.
+            ``refresh_token_reused``, ``user_not_found`` or ``invalid_dpop_proof``.
         """
         if not looks_like_refresh_token(refresh_token):
             raise InvalidRefreshToken
@@ -225,6 +244,8 @@ class Service:
             now=now,
             load_user=self.load_user if has_loader else None,
             on_reuse=self._reuse_handler(now),
+            check_session=check_session,
+            jkt=jkt,
         )
         access, expires_in = self._access_token(
             rotation.user,
@@ -233,6 +254,7 @@ class Service:
             fresh=False,
             now=now,
             not_after=rotation.session_expires_at,
+            jkt=rotation.jkt,
         )
         signals.token_refreshed.send(
             _app(),
@@ -241,7 +263,7 @@ class Service:
             rotated=rotation.rotated,
         )
         return TokenPair(
-            token_type=self.settings.header_type,
+            token_type="DPoP" if rotation.jkt is not None else self.settings.header_type,
             access_token=access,
             expires_in=expires_in,
             refresh_token=rotation.refresh_token,
@@ -249,13 +271,21 @@ class Service:
             session_id=rotation.session_id,
         )
 
-    def revoke_if_replayed(self, refresh_token: str, client: Client) -> bool:
+    def revoke_if_replayed(
+        self,
+        refresh_token: str,
+        client: Client,
+        *,
+        check_session: SessionCheck | None = None,
+        jkt: str | None = None,
+    ) -> bool:
         """Revoke the session of a refresh token whose use now would be a replay.
 
         Called when a refresh is refused before it runs (its per-token limit
         answered 429), so that a replay still revokes its session at once.
         Nothing is consumed; a retry inside the reuse interval is no replay.
 
+        :param check_session: and ``jkt``: as for :meth:`refresh`.
         :returns: whether the session was revoked.
         """
         if not looks_like_refresh_token(refresh_token):
@@ -268,6 +298,8 @@ class Service:
             client=client,
             now=now,
             on_reuse=self._reuse_handler(now),
+            check_session=check_session,
+            jkt=jkt,
         )
 
     def _reuse_handler(self, now: int) -> Callable[[str, str], None]:
@@ -305,17 +337,32 @@ class Service:
             self.notify_revoked(ids, reason, now)
         return len(ids)
 
-    def revoke_refresh_token(self, token: object, *, identity: str | None = None) -> bool:
-        """Revoke the session of a refresh token; ``False`` for an unknown one."""
+    def revoke_refresh_token(
+        self,
+        token: object,
+        *,
+        identity: str | None = None,
+        check_session: SessionCheck | None = None,
+        check_key: KeyCheck | None = None,
+    ) -> bool:
+        """Revoke the session of a refresh token; ``False`` for an unknown one.
+
+        ``check_session`` (called with the session id) and ``check_key`` (with
+        the DPoP key thumbprint it is bound to, or ``None``) raise to refuse.
+        """
         if not looks_like_refresh_token(token):
             return False
         assert isinstance(token, str)
         found = self.store.session_of_refresh_token(token)
         if found is None or (identity is not None and found[1] != identity):
             return False
+        if check_session is not None:
+            check_session(found[0])
+        if check_key is not None:
+            check_key(found[2])
         return self.revoke_session(found[0], "logout")
 
-    def revoke_token(self, token: str) -> bool:
+    def revoke_token(self, token: str, *, check_key: KeyCheck | None = None) -> bool:
         """Revoke the session of a refresh token or of an access token (RFC 7009).
 
         The kind of token is told by its form (a refresh token starts with
@@ -328,11 +375,13 @@ class Service:
         :raises ServiceUnavailable: the database is down.
         """
         if looks_like_refresh_token(token):
-            return self.revoke_refresh_token(token)
+            return self.revoke_refresh_token(token, check_key=check_key)
         try:
             claims = self.verify(token)
         except (InvalidToken, TokenExpired, SessionRevoked):
             return False
+        if check_key is not None:
+            check_key(claims.get("cnf", {}).get("jkt"))  # our own signed claims
         return self.revoke_session(str(claims["sid"]), "logout")
 
     def list_sessions(self, identity: str) -> list[SessionInfo]:
@@ -358,9 +407,8 @@ class Service:
     def close(self) -> None:
         """Stop the revocation view's thread and close the store's connections.
 
-        For tests and for apps that are thrown away in a running process; the
-        service works again (and reconnects) if it is used afterwards.
-        """
+        For tests and for apps thrown away in a running process; the service
+        works again (and reconnects) if it is used afterwards."""
         if self.revocations is not None:
             self.revocations.close()
         self.store.close()

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from .models import Tables
 
@@ -33,6 +44,7 @@ class Statements:
                 s.c.revoked_at,
                 s.c.ip,
                 s.c.user_agent,
+                s.c.dpop_jkt,
             )
             .join(s, s.c.id == t.c.session_id)
             .where(t.c.token_hash == bindparam("b_hash"))
@@ -45,7 +57,12 @@ class Statements:
         self.touch = (
             update(s)
             .where(s.c.id == bindparam("b_session"), s.c.revoked_at.is_(None))
-            .values(last_used_at=bindparam("b_now"), access_expires_at=later(s, "b_access"))
+            .values(
+                last_used_at=bindparam("b_now"),
+                access_expires_at=later(s, "b_access"),
+                # DPoP: a refresh with a proof binds an unbound session, never rebinds.
+                dpop_jkt=func.coalesce(s.c.dpop_jkt, bindparam("b_jkt", type_=String())),
+            )
         )
         self.extend_access = (
             update(s)

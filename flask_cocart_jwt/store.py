@@ -19,11 +19,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, union_all
 
+from .clients import Client
 from .database import create_tables, database_errors_as_503, notify
 from .forks import PerProcess
 from .models import Tables
@@ -32,33 +32,6 @@ from .refresh_tokens import hash_refresh_token, new_refresh_token
 from .results import SessionInfo
 from .schema import upgrade_tables
 from .statements import Statements, assumed_access_expiry, live, newest_first, revoke_statement
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """The client of a request, as kept with its session: address and user agent."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-
-    @property
-    def stored_ip(self) -> str | None:
-        """The address as kept with a session: cut to the column's 45 characters.
-
-        45 is the longest textual IPv6 address; a longer value (an IPv6 zone
-        id, or whatever a proxy middleware put in ``REMOTE_ADDR``) is compared
-        cut too.
-        """
-        return (self.ip or "")[:45] or None
-
-    @property
-    def stored_user_agent(self) -> str | None:
-        """The ``User-Agent`` as kept with a session.
-
-        NUL bytes are dropped (PostgreSQL refuses them in text) and the rest
-        is cut to the column's 255 characters.
-        """
-        return (self.user_agent or "").replace("\x00", "")[:255] or None
 
 
 class Store:
@@ -146,11 +119,13 @@ class Store:
         access_expires_at: int,
         client: Client,
         max_sessions: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> tuple[str, str, int, list[str]]:
         """Open a session with its first refresh token.
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with it.
+        :param dpop_jkt: bind the session to this DPoP key thumbprint.
         :returns: the session id, the refresh token, its expiry, and the ids of
             older sessions revoked to respect ``max_sessions``.
         """
@@ -171,6 +146,7 @@ class Store:
                     access_expires_at=access_expires_at,
                     ip=client.stored_ip,
                     user_agent=client.stored_user_agent,
+                    dpop_jkt=dpop_jkt,
                 )
             )
             conn.execute(
@@ -202,7 +178,7 @@ class Store:
 
         Its columns: ``id``, ``session_id``, ``expires_at``, ``used_at``,
         ``identity``, ``session_expires_at``, ``revoked_at``, ``ip``,
-        ``user_agent``.
+        ``user_agent``, ``dpop_jkt``.
 
         :param conn: read in this connection's transaction; else on a
             connection of its own.
@@ -222,11 +198,13 @@ class Store:
         now: int,
         expires_at: int,
         access_expires_at: int,
+        jkt: str | None = None,
     ) -> bool | None:
         """Mark ``row``'s token used and insert its successor, in ``conn``'s transaction.
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with the successor; recorded with the session.
+        :param jkt: bind the session to this DPoP key thumbprint if it is unbound.
         :returns: ``True`` when done; ``False`` when another request consumed
             the token first (nothing was written); ``None`` when the session
             was revoked meanwhile (the caller must roll back: revoke wins).
@@ -235,10 +213,8 @@ class Store:
         consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": now})
         if consumed.rowcount != 1:
             return False
-        touched = conn.execute(
-            statements.touch,
-            {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at},
-        )
+        params = {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at}
+        touched = conn.execute(statements.touch, {**params, "b_jkt": jkt})
         if touched.rowcount != 1:
             return None
         conn.execute(
@@ -323,16 +299,16 @@ class Store:
             notify(conn, CHANNEL, encode(ids, now), self.announce)
         return ids
 
-    def session_of_refresh_token(self, token: str) -> tuple[str, str] | None:
-        """``(session_id, identity)`` of a refresh token, or ``None``."""
+    def session_of_refresh_token(self, token: str) -> tuple[str, str, str | None] | None:
+        """``(session_id, identity, dpop_jkt)`` of a refresh token, or ``None``."""
         s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
             row = conn.execute(
-                select(s.c.id, s.c.identity)
+                select(s.c.id, s.c.identity, s.c.dpop_jkt)
                 .join(t, t.c.session_id == s.c.id)
                 .where(t.c.token_hash == hash_refresh_token(token))
             ).first()
-        return (row.id, row.identity) if row is not None else None
+        return (row.id, row.identity, row.dpop_jkt) if row is not None else None
 
     def list_sessions(self, identity: str, *, now: int) -> list[SessionInfo]:
         """The live sessions of ``identity``, newest first."""
@@ -342,7 +318,15 @@ class Store:
                 select(s).where(live(s, identity, now)).order_by(*newest_first(s, t))
             ).all()
         return [
-            SessionInfo(r.id, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent)
+            SessionInfo(
+                r.id,
+                r.created_at,
+                r.last_used_at,
+                r.expires_at,
+                r.ip,
+                r.user_agent,
+                dpop_bound=r.dpop_jkt is not None,
+            )
             for r in rows
         ]
 

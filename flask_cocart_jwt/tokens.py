@@ -35,10 +35,19 @@ from .config import Settings
 from .exceptions import InvalidToken, TokenExpired
 from .keys import ACCESS_TOKEN_TYPE, VerificationKey, b64url, encoded_header
 
-__all__ = ["ACCESS_TOKEN_TYPE", "RESERVED_CLAIMS", "decode_access_token", "encode_access_token"]
+__all__ = [
+    "ACCESS_TOKEN_TYPE",
+    "RESERVED_CLAIMS",
+    "decode_access_token",
+    "decode_segment",
+    "encode_access_token",
+    "parse_object",
+]
 
 #: Claims the extension sets itself; additional claims cannot override them.
-RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "fresh"})
+RESERVED_CLAIMS = frozenset(
+    {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid", "fresh", "cnf"}
+)
 
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _TOKEN_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
@@ -219,6 +228,7 @@ def encode_access_token(
     now: int,
     additional_claims: Mapping[str, Any] | None = None,
     not_after: int | None = None,
+    jkt: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Sign a new access token and return it with its claims.
 
@@ -228,6 +238,7 @@ def encode_access_token(
     :param now: the current Unix time, as ``iat`` and ``nbf``.
     :param additional_claims: extra claims; reserved claims are not overridden.
     :param not_after: the latest ``exp`` allowed (the session's absolute expiry).
+    :param jkt: bind the token to this DPoP key thumbprint: ``"cnf": {"jkt": ...}``.
     """
     claims: dict[str, Any] = {
         k: v for k, v in (additional_claims or {}).items() if k not in RESERVED_CLAIMS
@@ -249,8 +260,17 @@ def encode_access_token(
         sid=session_id,
         fresh=fresh,
     )
+    if jkt is not None:
+        claims["cnf"] = {"jkt": jkt}
     keyring = settings.keyring
     payload = b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
     signing_input = f"{encoded_header(keyring.algorithm, keyring.signing_kid)}.{payload}"
     signature = keyring.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url(signature)}", claims
+
+
+#: The strict parsers of this module, for the other JWS the extension reads
+#: (DPoP proofs, :mod:`flask_cocart_jwt.dpop`): one canonical base64url
+#: segment, and a JSON object as strict as an access token's.
+decode_segment = _b64decode
+parse_object = _json_object

@@ -21,10 +21,10 @@ from typing import IO, Any, Literal, NamedTuple
 from flask import request
 from werkzeug.datastructures import Authorization
 
+from .clients import Client
 from .config import Settings
 from .exceptions import InvalidRequest
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
-from .store import Client
 
 #: The largest request body the token routes read.
 MAX_BODY_BYTES = 16 * 1024

@@ -17,23 +17,38 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from typing import NoReturn, cast
 
-from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
-from werkzeug import exceptions as http
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import signals
+from .binding import (
+    bound_claims,
+    check_unbound,
+    dpop_access_token,
+    revocation_key_check,
+    token_endpoint_jkt,
+)
+from .cookie_settings import CookieSettings
+from .cookies import browser_cookies, clear_session_cookies, refresh_cookie, set_session_cookies
+from .csrf import check_bound, check_csrf_token, check_origin, new_csrf_token, request_access_token
 from .exceptions import (
+    AuthError,
     InvalidCredentials,
+    InvalidRefreshToken,
     InvalidRequest,
     MethodNotAllowed,
     MissingToken,
     NotFound,
     RateLimited,
+    RefreshTokenExpired,
+    RefreshTokenReused,
+    UserNotFound,
 )
 from .openapi import OPENAPI_PATH, openapi_document
 from .refresh_tokens import MAX_REFRESH_TOKEN_CHARS
+from .results import TokenPair
+from .routing import fallback_rules, methods_of_other_rules
 from .service import Service
 from .transport import (
     access_token_from_request,
@@ -49,7 +64,8 @@ _CACHEABLE = frozenset({f"{BLUEPRINT_NAME}.jwks", f"{BLUEPRINT_NAME}.openapi"})
 #: The shape of a session id (``secrets.token_urlsafe(16)``); anything else is
 #: not looked up (a NUL byte is a database error on PostgreSQL).
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+#: Refresh failures that end the session: cookie mode clears its cookies.
+_SESSION_ENDED = (InvalidRefreshToken, RefreshTokenExpired, RefreshTokenReused, UserNotFound)
 
 
 class TokenRoutes:
@@ -61,7 +77,6 @@ class TokenRoutes:
     def __init__(self, service: Service) -> None:
         self.service = service
         #: The ``Allow`` of each token route, by the endpoint of its catch-all.
-        self.allow: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
 
@@ -73,41 +88,101 @@ class TokenRoutes:
     def _bearer_claims(self, limit: str | None = None) -> dict[str, object]:
         """The verified claims of the request's Bearer token, whose user must exist.
 
+        With ``COCART_JWT_ACCESS_COOKIE``, the access cookie stands in for a
+        missing header, through the CSRF checks. With ``COCART_JWT_DPOP``, a
+        bound token comes as ``Authorization: DPoP`` with its proof.
+
         :param limit: the route whose per-token limit to hit (``"validate"``),
             counted by the verified token's ``jti``, before the user is loaded.
         """
         service = self.service
-        token = access_token_from_request(service.settings)
-        if token is None:
-            raise MissingToken
-        claims = service.verify(token)
+        bound = None
+        if service.dpop is not None:
+            bound = dpop_access_token(request.environ, service.settings)
+        csrf_session: str | None = None
+        if bound is not None:
+            claims = bound_claims(service, bound)
+        else:
+            token, csrf_session = request_access_token(service.settings)
+            if token is None:
+                raise MissingToken
+            claims = service.verify(token)
+            check_unbound(claims, service.dpop)
+        if csrf_session is not None:
+            check_bound(csrf_session, str(claims["sid"]))
         limits = service.limits
         if limit is not None and limits is not None:
             limits.limit_access_token(limit, claims)
         service.load_user(claims["sub"])
         return claims
 
+    def _cookie_token_response(
+        self,
+        pair: TokenPair,
+        cookies: CookieSettings,
+        csrf: str,
+        extra: dict[str, object] | None = None,
+    ) -> Response:
+        """The token response of cookie transport: without ``refresh_token``
+        (it is in the cookie), with the cookies set; ``extra`` members never
+        replace a token field."""
+        fields = pair.to_dict()
+        body = {key: value for key, value in fields.items() if key != "refresh_token"}
+        if extra:
+            body.update((key, value) for key, value in extra.items() if key not in fields)
+        response = jsonify(body)
+        set_session_cookies(response, cookies, pair, csrf)
+        return response
+
+    def _refresh_cookie_token(self, cookies: CookieSettings, *, revoke: bool) -> str | None:
+        """The refresh cookie of a cookie-transport request, which must not
+        also send a token in its body (JSON, or a form on ``/revoke``)."""
+        if revoke:
+            named = revocation_request() is not None
+        else:
+            body = json_body(required=False)
+            named = "refresh_token" in body or "token" in body
+        if named:
+            raise InvalidRequest(
+                "In cookie mode a browser sends the refresh token as a cookie, not in the body."
+            )
+        return refresh_cookie(cookies)
+
     # -- views ---------------------------------------------------------------
 
     def login(self) -> Response:
-        """``POST /login``: check credentials and answer with a token pair."""
+        """``POST /login``: check credentials and answer with a token pair.
+
+        In cookie mode a browser's login passes the origin check first.
+        """
         service = self.service
         limits = service.limits
+        cookies = browser_cookies(service.settings)
+        if cookies is not None:
+            check_origin(cookies)  # login CSRF
         self._limit_ip("login")
         username, password = login_credentials()
         if limits is not None:
             limits.check_login_username(username, request.remote_addr)
+        jkt = token_endpoint_jkt(service)  # a DPoP proof binds the new session
         user = service.check_credentials(username, password)
         if user is None:
             if limits is not None:
                 limits.record_login_failure(username, request.remote_addr)
             raise InvalidCredentials
-        pair = service.issue(user, fresh=True, client=request_client())
+        pair = service.issue(user, fresh=True, client=request_client(), jkt=jkt)
         loader = service.callbacks.login_response_loader_callback
-        return pair.to_response(extra=loader(user) if loader is not None else None)
+        extra = loader(user) if loader is not None else None
+        if cookies is None:
+            return pair.to_response(extra=extra)
+        csrf = new_csrf_token(service.settings, pair.session_id)
+        return self._cookie_token_response(pair, cookies, csrf, extra)
 
     def refresh_token(self) -> Response:
         """``POST /refresh-token``: rotate a refresh token into a new pair."""
+        cookies = browser_cookies(self.service.settings)
+        if cookies is not None:
+            return self._refresh_from_cookie(cookies)
         self._limit_ip("refresh")
         body = json_body()
         token = body.get("refresh_token")
@@ -115,6 +190,7 @@ class TokenRoutes:
             raise InvalidRequest("The field 'refresh_token' is required and must be a string.")
         if len(token) > MAX_REFRESH_TOKEN_CHARS:
             raise InvalidRequest("The field 'refresh_token' is too long.")
+        jkt = token_endpoint_jkt(self.service)  # a bound session needs its key's proof
         limits = self.service.limits
         if limits is not None:
             try:
@@ -122,9 +198,52 @@ class TokenRoutes:
             except RateLimited:
                 # A replay is detected (and its session revoked) even when its
                 # per-token limit answers 429 first.
-                self.service.revoke_if_replayed(token, request_client())
+                self.service.revoke_if_replayed(token, request_client(), jkt=jkt)
                 raise
-        return jsonify(self.service.refresh(token, request_client()).to_dict())
+        return jsonify(self.service.refresh(token, request_client(), jkt=jkt).to_dict())
+
+    def _refresh_from_cookie(self, cookies: CookieSettings) -> Response:
+        """``POST /refresh-token`` with cookie transport: the CSRF checks, then the
+        rotation of the refresh cookie; a refresh that ends the session clears
+        the cookies, a refused one (CSRF, rate limit) leaves them alone."""
+        service = self.service
+        check_origin(cookies)
+        token = self._refresh_cookie_token(cookies, revoke=False)
+        try:
+            if token is None or len(token) > MAX_REFRESH_TOKEN_CHARS:
+                raise InvalidRefreshToken
+            csrf = check_csrf_token(service.settings, cookies)
+            self._limit_ip("refresh")
+            jkt = token_endpoint_jkt(service)
+
+            def bound(session_id: str) -> None:
+                check_bound(csrf.session_id, session_id)
+
+            limits = service.limits
+            if limits is not None:
+                try:
+                    limits.limit_token("refresh", token)
+                except RateLimited as limited:
+                    # A replay is detected (its session revoked) even when its
+                    # per-token limit answers 429 first, as with JSON transport.
+                    replayed = service.revoke_if_replayed(
+                        token, request_client(), check_session=bound, jkt=jkt
+                    )
+                    if replayed:
+                        return self._ended(limited, cookies)
+                    raise
+            pair = service.refresh(token, request_client(), check_session=bound, jkt=jkt)
+        except _SESSION_ENDED as error:
+            return self._ended(error, cookies)
+        # The CSRF token is the session's: the same value is set again, so a
+        # request of another tab that read it before this refresh still passes.
+        return self._cookie_token_response(pair, cookies, csrf.value)
+
+    def _ended(self, error: AuthError, cookies: CookieSettings) -> Response:
+        """The error of a request that ended its session, with the cookies cleared."""
+        response = self.service.render_error(error)
+        clear_session_cookies(response, cookies)
+        return response
 
     def validate_token(self) -> Response:
         """``POST /validate-token``: say whether the Bearer access token is valid."""
@@ -150,21 +269,57 @@ class TokenRoutes:
         the body that is unknown, invalid or expired still answers 200
         (RFC 7009 section 2.2).
         """
+        cookies = browser_cookies(self.service.settings)
+        if cookies is not None:
+            return self._revoke_cookie(cookies)
         self._limit_ip("revoke")
         named = revocation_request()
+        check_key = revocation_key_check(self.service) if named is not None else None
         if named is not None and named.field == "token":
-            self.service.revoke_token(named.token)
+            self.service.revoke_token(named.token, check_key=check_key)
         elif named is not None:
-            self.service.revoke_refresh_token(named.token)
+            self.service.revoke_refresh_token(named.token, check_key=check_key)
         else:
             claims = self._bearer_claims()
             self.service.revoke_session(str(claims["sid"]), "logout")
         return jsonify(revoked=True)
 
+    def _revoke_cookie(self, cookies: CookieSettings) -> Response:
+        """``POST /revoke`` with cookie transport: log out the refresh cookie's
+        session (after the CSRF checks), else the Bearer token's, and clear
+        the cookies either way."""
+        service = self.service
+        check_origin(cookies)
+        token = self._refresh_cookie_token(cookies, revoke=True)
+        if token is not None:
+            csrf = check_csrf_token(service.settings, cookies)
+            self._limit_ip("revoke")
+            service.revoke_refresh_token(
+                token,
+                check_session=lambda sid: check_bound(csrf.session_id, sid),
+                check_key=revocation_key_check(service),
+            )
+        else:
+            self._limit_ip("revoke")
+            if access_token_from_request(service.settings) is not None:
+                service.revoke_session(str(self._bearer_claims()["sid"]), "logout")
+        response = jsonify(revoked=True)
+        clear_session_cookies(response, cookies)
+        return response
+
     def revoke_all(self) -> Response:
-        """``POST /revoke-all``: revoke every session of the token's user."""
+        """``POST /revoke-all``: revoke every session of the token's user.
+
+        In cookie mode a browser's cookies are cleared too.
+        """
         claims = self._bearer_claims()
-        return jsonify(revoked=self.service.revoke_user(str(claims["sub"]), "logout_everywhere"))
+        response = jsonify(
+            revoked=self.service.revoke_user(str(claims["sub"]), "logout_everywhere")
+        )
+        cookies = browser_cookies(self.service.settings)
+        if cookies is not None:
+            clear_session_cookies(response, cookies)
+        return response
 
     def sessions(self) -> Response:
         """``GET /sessions``: the live sessions of the token's user."""
@@ -230,43 +385,6 @@ class TokenRoutes:
             return self.service.render_error(limited)
         return self.service.render_error(InvalidRequest())
 
-    def unrouted(self) -> None:
-        """For a request of the app that matched no route: under the prefix, JSON.
-
-        A path under ``COCART_JWT_URL_PREFIX`` that matches no route is
-        ``not_found``; a method that no route of the path takes (``TRACE``,
-        ``FOO``...) is ``method_not_allowed`` with that route's own ``Allow``.
-        The prefix is compared without regard to case, so that ``/AUTH/login``
-        is a JSON 404 too (routing itself stays case-sensitive, as in Flask).
-        Other paths keep the app's own 404 and 405. With an empty prefix only
-        the token routes' 405s are answered here.
-        """
-        error = request.routing_exception
-        if isinstance(error, http.MethodNotAllowed):
-            allow = self._route_allow()
-            if allow is not None or self._under_prefix(request.path):
-                raise MethodNotAllowed(
-                    allow=allow if allow is not None else ", ".join(error.valid_methods or ())
-                )
-        elif isinstance(error, http.NotFound) and self._under_prefix(request.path):
-            raise NotFound
-
-    def _under_prefix(self, path: str) -> bool:
-        prefix = self.service.settings.url_prefix.lower()
-        path = path.lower()
-        return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
-
-    def _route_allow(self) -> str | None:
-        """The ``Allow`` of the token route at the request's path, if there is one."""
-        adapter = current_app.create_url_adapter(request)
-        if adapter is None:
-            return None
-        try:
-            rule, _args = adapter.match(method="OPTIONS", return_rule=True)
-        except HTTPException:
-            return None
-        return self.allow.get(rule.endpoint)
-
 
 def _allow(allowed: str) -> str:
     """The ``Allow`` of a token route that takes the method ``allowed``."""
@@ -293,6 +411,14 @@ def _other_methods(allowed: str) -> Callable[..., Response]:
     return other_methods
 
 
+def _not_found(**_kwargs: object) -> Response:
+    """The view of unknown paths (and of the app's own routes' unknown methods) under the prefix."""
+    allowed = methods_of_other_rules()
+    if allowed:
+        raise MethodNotAllowed(allow=", ".join(allowed))
+    raise NotFound
+
+
 def create_blueprint(service: Service) -> Blueprint:
     """The blueprint of the token routes of the app of ``service``."""
     routes = TokenRoutes(service)
@@ -311,39 +437,13 @@ def create_blueprint(service: Service) -> Blueprint:
     )
     if service.settings.openapi_route:
         table += ((OPENAPI_PATH, routes.openapi, "GET"),)
+    others = []
     for path, view, method in table:
         bp.add_url_rule(path, view_func=view, methods=[method], provide_automatic_options=False)
-        # Other methods get the contract's JSON error, not Werkzeug's HTML 405.
-        other = f"{view.__name__}_other_methods"
-        bp.add_url_rule(
-            path,
-            endpoint=other,
-            view_func=_other_methods(method),
-            methods=sorted(_METHODS - {method} | {"OPTIONS"}),
-            provide_automatic_options=False,
-        )
-        routes.allow[f"{BLUEPRINT_NAME}.{other}"] = _allow(method)
+        # Every other method, TRACE and FOO included, gets the contract's
+        # JSON 405, not Werkzeug's HTML one.
+        others.append((path, f"{view.__name__}_other_methods", _other_methods(method)))
+    bp.record(fallback_rules(BLUEPRINT_NAME, others, _not_found))
     bp.after_request(routes.no_store)
     bp.register_error_handler(HTTPException, routes.http_error)
-    # Methods outside the catch-alls' (TRACE, FOO...) and unknown paths fail
-    # in routing, before the blueprint is known. Flask hands those requests,
-    # and only those, to app.raise_routing_exception: the app's other
-    # requests pay nothing.
-    bp.record_once(lambda state: _intercept_routing_errors(cast(Flask, state.app), routes.unrouted))
     return bp
-
-
-def _intercept_routing_errors(app: Flask, unrouted: Callable[[], None]) -> None:
-    """Run ``unrouted`` for the requests of ``app`` that match no route.
-
-    Wraps ``app.raise_routing_exception`` (Flask's hook for "this request
-    could not be routed", which a subclass would override), keeping whatever
-    was there for every other case.
-    """
-    original = app.raise_routing_exception
-
-    def raise_routing_exception(request: Request) -> NoReturn:
-        unrouted()
-        original(request)
-
-    app.raise_routing_exception = raise_routing_exception  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ server fails the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -39,7 +40,10 @@ DOCUMENTED_ERRORS: dict[int, set[str]] = {
         "invalid_refresh_token",
         "refresh_token_expired",
         "refresh_token_reused",
+        "invalid_dpop_proof",
+        "use_dpop_nonce",
     },
+    403: {"csrf_failed"},
     404: {"not_found"},
     429: {"rate_limited"},
 }
@@ -55,6 +59,14 @@ TOKEN_FIELDS = frozenset(
     }
 )
 
+
+@pytest.hookimpl(trylast=True)  # after any shuffling plugin
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests (``-m browser``, tests/browser) last: the slowest,
+    and the ones that need Chromium."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "COCART_JWT_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -65,6 +77,21 @@ SERVER_URLS = {
     "redis": os.environ.get("COCART_JWT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
 }
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _enabled_package_loggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package's loggers enabled for every test.
+
+    Alembic's ``fileConfig`` (run by the Flask-Migrate tests) disables every
+    logger that exists at that moment, so a later test that reads the
+    package's log through ``caplog`` would see nothing, depending on order.
+    """
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("flask_cocart_jwt") and isinstance(logger, logging.Logger):
+            monkeypatch.setattr(logger, "disabled", False)
+
+
 _reachable: dict[str, bool] = {}
 
 
@@ -285,4 +312,6 @@ def assert_error(response: Any, status: int, code: str) -> None:
     assert isinstance(response.json["message"], str)
     assert response.json["message"]
     if status == 401:
-        assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+        # DPoP's errors carry the DPoP challenge (RFC 9449 section 7.1).
+        scheme = "DPoP " if code in ("invalid_dpop_proof", "use_dpop_nonce") else "Bearer "
+        assert response.headers["WWW-Authenticate"].startswith(scheme)

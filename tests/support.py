@@ -5,22 +5,26 @@
 - the token store: its rows (:func:`table_rows`, :func:`live_tokens`) and
   injected database failures (:func:`failing`);
 - rate limits: :func:`assert_limited`, :func:`header_triple` and
-  :func:`redis_cleanup`.
+  :func:`redis_cleanup`;
+- cookie mode: :func:`set_cookies` (``Set-Cookie`` headers parsed) and
+  :class:`BrowserActions` (a browser's requests on the test client).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from flask_cocart_jwt.service import Service
-from tests.conftest import assert_error
+from tests.conftest import PASSWORDS, assert_error
 
 AppFactory = Callable[..., Flask]
 
@@ -136,3 +140,98 @@ def current_extension() -> tuple[Any, Service]:
 
     ext = current_app.extensions["cocart_jwt"]
     return ext, ext.service
+
+
+# -- cookie mode ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetCookie:
+    """One parsed ``Set-Cookie`` header."""
+
+    name: str
+    value: str
+    #: Attribute names in lower case; flags (``HttpOnly``, ``Secure``) map to ``True``.
+    attributes: dict[str, str | bool]
+
+    def __getitem__(self, name: str) -> str | bool:
+        return self.attributes[name.lower()]
+
+    def has(self, name: str) -> bool:
+        """Whether the attribute is present."""
+        return name.lower() in self.attributes
+
+
+def set_cookies(response: Any) -> dict[str, SetCookie]:
+    """The ``Set-Cookie`` headers of a test client ``response``, parsed."""
+    return parse_set_cookies(response.headers.getlist("Set-Cookie"))
+
+
+def parse_set_cookies(headers: list[str]) -> dict[str, SetCookie]:
+    """``Set-Cookie`` header values by cookie name, parsed (RFC 6265 4.1).
+
+    A cookie set twice, or an attribute given twice, fails the test.
+    """
+    parsed: dict[str, SetCookie] = {}
+    for header in headers:
+        pair, *attributes = header.split(";")
+        name, sep, value = pair.strip().partition("=")
+        assert sep == "=", header
+        assert name, header
+        attrs: dict[str, str | bool] = {}
+        for attribute in attributes:
+            key, eq, attr_value = attribute.strip().partition("=")
+            assert key.lower() not in attrs, f"{key} given twice in {header!r}"
+            attrs[key.lower()] = attr_value if eq else True
+        assert name not in parsed, f"{name} set twice"
+        parsed[name] = SetCookie(name, value, attrs)
+    return parsed
+
+
+#: The default cookie names of cookie mode (Secure cookies).
+REFRESH_COOKIE = "__Secure-cocart_rt"
+CSRF_COOKIE = "cocart_csrf"
+ACCESS_COOKIE = "__Secure-cocart_at"
+#: The test client's own origin.
+ORIGIN = "http://localhost"
+
+
+class BrowserActions:
+    """A browser on the test client: ``Origin`` on every request, the CSRF header echoed."""
+
+    def __init__(self, client: FlaskClient, prefix: str = "/auth", origin: str = ORIGIN) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.origin = origin
+
+    def login(self, username: str = "alice", **kwargs: Any) -> Any:
+        return self.client.post(
+            f"{self.prefix}/login",
+            json={"username": username, "password": PASSWORDS[username]},
+            headers={"Origin": self.origin},
+            **kwargs,
+        )
+
+    def cookie(self, name: str, path: str = "/") -> str | None:
+        found = self.client.get_cookie(name, path=path)
+        return found.value if found is not None else None
+
+    def refresh_cookie(self) -> str | None:
+        return self.cookie(REFRESH_COOKIE, self.prefix or "/")
+
+    def csrf(self) -> str | None:
+        return self.cookie(CSRF_COOKIE)
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        """``Origin`` and the CSRF header (echoing the CSRF cookie), plus ``extra``."""
+        headers = {"Origin": self.origin, **extra}
+        csrf = self.csrf()
+        if csrf is not None and "X-CSRF-Token" not in extra:
+            headers["X-CSRF-Token"] = csrf
+        return headers
+
+    def refresh(self, **headers: str) -> Any:
+        return self.client.post(f"{self.prefix}/refresh-token", headers=self.headers(**headers))
+
+    def revoke(self, **headers: str) -> Any:
+        return self.client.post(f"{self.prefix}/revoke", headers=self.headers(**headers))

@@ -16,8 +16,10 @@ from flask_cocart_jwt import (
     CoCartJWT,
     CoCartJWTError,
     ConfigurationError,
+    CsrfFailed,
     FreshTokenRequired,
     InvalidCredentials,
+    InvalidDPoPProof,
     InvalidRefreshToken,
     InvalidRequest,
     InvalidToken,
@@ -30,6 +32,7 @@ from flask_cocart_jwt import (
     ServiceUnavailable,
     SessionRevoked,
     TokenExpired,
+    UseDPoPNonce,
     UserNotFound,
 )
 from tests.conftest import AuthActions, assert_error
@@ -54,6 +57,9 @@ TABLE: list[tuple[type[AuthError], int, str, str | None]] = [
     (ServiceUnavailable, 503, "service_unavailable", None),
     (NotFound, 404, "not_found", None),
     (MethodNotAllowed, 405, "method_not_allowed", None),
+    (CsrfFailed, 403, "csrf_failed", None),
+    (InvalidDPoPProof, 401, "invalid_dpop_proof", 'DPoP error="invalid_dpop_proof"'),
+    (UseDPoPNonce, 401, "use_dpop_nonce", 'DPoP error="use_dpop_nonce"'),
 ]
 
 
@@ -67,6 +73,19 @@ def test_table_covers_every_auth_error() -> None:
     }
     assert exported == {row[0] for row in TABLE}
     assert len({row[2] for row in TABLE}) == len(TABLE)
+
+
+def test_dpop_errors_name_the_algorithms_and_the_nonce() -> None:
+    refused = InvalidDPoPProof(algs="ES256 EdDSA")
+    assert refused.headers == {
+        "WWW-Authenticate": 'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA"'
+    }
+    nonce = UseDPoPNonce(algs="ES256", nonce="n0nce")
+    assert nonce.headers == {
+        "WWW-Authenticate": 'DPoP error="use_dpop_nonce", algs="ES256"',
+        "DPoP-Nonce": "n0nce",
+    }
+    assert isinstance(nonce, InvalidDPoPProof)
 
 
 def test_hierarchy() -> None:

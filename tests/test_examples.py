@@ -62,6 +62,39 @@ def test_shop_readme_flow(shop: Flask) -> None:
     assert cart.json == {"items": [{"product_id": 2, "quantity": 1}]}
 
 
+def test_shop_serves_the_browser_page(shop: Flask) -> None:
+    """``make demo``'s page: the HTML and its two module scripts, under a strict CSP."""
+    client = shop.test_client()
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assert b'<form id="login"' in page.data
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    for name in ("shop.mjs", "client.mjs"):
+        script = client.get(f"/{name}")
+        assert script.status_code == 200
+        assert script.mimetype == "text/javascript"
+        assert "Content-Security-Policy" in script.headers
+    # Cookie mode unless ?cookies=0; DPoP with ?dpop=1.
+    script = client.get("/shop.mjs").data
+    assert b'const cookies = params.get("cookies") !== "0";' in script
+    assert b"new AuthClient(apiBase, { cookies, dpop," in script
+    assert client.get("/conftest.py").status_code == 404
+
+
+def test_shop_runs_in_cookie_mode(shop: Flask) -> None:
+    """Browsers get the refresh cookie; the README's curl (no Origin) gets JSON."""
+    client = shop.test_client()
+    browser = client.post(
+        "/auth/login",
+        json={"username": "demo", "password": "demo-password"},
+        headers={"Origin": "http://localhost"},
+    )
+    assert "refresh_token" not in browser.json
+    assert client.get_cookie("__Secure-cocart_rt", path="/auth") is not None
+    assert "refresh_token" in _login(client).json
+
+
 def test_shop_wrong_password(shop: Flask) -> None:
     assert_error(_login(shop.test_client(), "nope"), 401, "invalid_credentials")
 
@@ -260,10 +293,10 @@ def test_factory_migrations_see_the_token_tables(tmp_path: Any) -> None:
 NODE = shutil.which("node")
 
 
-@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
-def test_javascript_client_refreshes_once_and_retries() -> None:
+def _run_demo(config: dict[str, Any], *args: str) -> dict[str, Any]:
+    """Run ``examples/js/demo.mjs`` in Node against the minimal app with ``config``."""
     assert NODE is not None
-    app = minimal.create_app({"COCART_JWT_RATELIMIT_ENABLED": False})
+    app = minimal.create_app({"COCART_JWT_RATELIMIT_ENABLED": False, **config})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -275,6 +308,7 @@ def test_javascript_client_refreshes_once_and_retries() -> None:
                 f"http://127.0.0.1:{server.server_port}",
                 "alice",
                 PASSWORD,
+                *args,
             ],
             capture_output=True,
             text=True,
@@ -285,10 +319,85 @@ def test_javascript_client_refreshes_once_and_retries() -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-    steps = json.loads(result.stdout)
+    steps: dict[str, Any] = json.loads(result.stdout)
+    return steps
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+def test_javascript_client_refreshes_once_and_retries() -> None:
+    steps = _run_demo({})
     assert steps == {
+        "tokenType": "Bearer",
         "hello": {"message": "Hello, alice!"},
         "afterRefresh": [200, 200],
         "rotatedOnce": True,
         "loggedOut": 401,
     }
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+@pytest.mark.parametrize("nonce", [False, True], ids=["dpop", "dpop-nonce"])
+def test_javascript_client_in_dpop_mode(nonce: bool) -> None:
+    """The client's WebCrypto proofs (Node's WebCrypto, the browser's API):
+    the session is bound, refresh and retry work, the server's nonce is
+    followed, the private key cannot be exported."""
+    config = {"COCART_JWT_DPOP": "required", "COCART_JWT_DPOP_NONCE": nonce}
+    steps = _run_demo(config, "dpop")
+    assert steps == {
+        "tokenType": "DPoP",
+        "hello": {"message": "Hello, alice!"},
+        "afterRefresh": [200, 200],
+        "rotatedOnce": True,
+        "privateKeyExtractable": False,
+        "exportRefused": True,
+        "asBearer": 401,
+        "loggedOut": 401,
+    }
+
+
+# -- the Python DPoP client ------------------------------------------------------
+
+
+@pytest.mark.parametrize("nonce", [False, True], ids=["dpop", "dpop-nonce"])
+def test_python_dpop_client(nonce: bool) -> None:
+    """``examples/dpop_client.py`` (requests + cryptography, no PyJWT) against
+    the minimal app over real HTTP: bound login, calls, refresh; the copied
+    tokens are refused without its key."""
+    import requests
+
+    from examples.dpop_client import DPoPClient
+
+    app = minimal.create_app(
+        {
+            "COCART_JWT_RATELIMIT_ENABLED": False,
+            "COCART_JWT_DPOP": "required",
+            "COCART_JWT_DPOP_NONCE": nonce,
+        }
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        client = DPoPClient(base)
+        client.login("alice", PASSWORD)
+        assert client.token_type == "DPoP"
+        assert client.request("GET", "/hello").json() == {"message": "Hello, alice!"}
+        old = client.refresh_token
+        client.refresh()
+        assert client.refresh_token != old
+        assert client.request("GET", "/hello?page=2").status_code == 200
+        # Copied out: the same tokens from another client, with its own key or none.
+        thief = DPoPClient(base)
+        thief.access_token, thief.token_type = client.access_token, "DPoP"
+        assert thief.request("GET", "/hello").status_code == 401
+        bearer = {"Authorization": f"Bearer {client.access_token}"}
+        assert requests.get(f"{base}/hello", headers=bearer, timeout=30).status_code == 401
+        thief.refresh_token = client.refresh_token
+        with pytest.raises(requests.HTTPError):
+            thief.refresh()
+        assert client.request("GET", "/hello").status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

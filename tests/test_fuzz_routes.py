@@ -50,7 +50,16 @@ ROUTES: dict[str, tuple[str, str]] = {
 BEARER_ONLY = {"validate", "revoke_all", "sessions", "delete_session", "protected"}
 #: Rate limits are off and the database is up, so 429 and 503 must not appear.
 ERROR_CODES = {status: codes for status, codes in DOCUMENTED_ERRORS.items() if status != 429}
-SESSION_KEYS = {"id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "current"}
+SESSION_KEYS = {
+    "id",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+    "ip",
+    "user_agent",
+    "current",
+    "dpop_bound",
+}
 FUZZ = settings(
     max_examples=50,
     deadline=None,

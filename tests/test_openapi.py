@@ -49,7 +49,7 @@ ROUTES = {
     ("get", "/jwks.json"),
     ("get", "/openapi.json"),
 }
-ERROR_STATUSES = {"400", "401", "404", "429", "503"}
+ERROR_STATUSES = {"400", "401", "403", "404", "429", "503"}
 #: The routes that need no token and count against no limit.
 PUBLIC_PATHS = {"/jwks.json", "/openapi.json"}
 
@@ -123,21 +123,32 @@ def test_security_and_request_bodies() -> None:
     }
     paths = document["paths"]
     for path in ("/validate-token", "/revoke-all", "/sessions", "/sessions/{session_id}"):
-        (operation,) = paths[path].values()
-        assert operation["security"] == [{"bearerAuth": []}], path
+        (method, operation), *_ = paths[path].items()
+        # Or, with COCART_JWT_ACCESS_COOKIE, the access cookie (plus the CSRF
+        # header for unsafe methods).
+        cookie = {"accessCookie": []} if method == "get" else {"accessCookie": [], "csrfToken": []}
+        # Or a DPoP-bound token with its proof.
+        assert operation["security"] == [{"bearerAuth": []}, {"dpopAuth": []}, cookie], path
+        assert {"$ref": "#/components/parameters/DPoP"} in operation["parameters"], path
+    assert document["components"]["securitySchemes"]["dpopAuth"]["scheme"] == "dpop"
+    for path in ("/login", "/refresh-token", "/revoke"):
+        parameters = paths[path]["post"]["parameters"]
+        assert {"$ref": "#/components/parameters/DPoP"} in parameters, path
     login = paths["/login"]["post"]["requestBody"]
     assert login["required"] is True
     assert set(login["content"]) >= {"application/json", "application/x-www-form-urlencoded"}
     credentials = document["components"]["schemas"]["Credentials"]
     assert credentials["required"] == ["username", "password"]
-    assert paths["/refresh-token"]["post"]["requestBody"]["required"] is True
+    # Not required: browser requests in cookie mode send the refresh cookie instead.
+    assert paths["/refresh-token"]["post"]["requestBody"]["required"] is False
     revoke = paths["/revoke"]["post"]["requestBody"]
     assert revoke["required"] is False
     assert set(revoke["content"]) == {"application/json", "application/x-www-form-urlencoded"}
     fields = document["components"]["schemas"]["RevokeRequest"]["properties"]
     assert set(fields) == {"token", "token_type_hint", "refresh_token"}
     token = document["components"]["schemas"]["TokenResponse"]
-    assert set(token["required"]) == TOKEN_FIELDS
+    assert set(token["required"]) == TOKEN_FIELDS - {"refresh_token"}
+    assert set(token["properties"]) == TOKEN_FIELDS
 
 
 def test_url_prefix_sets_the_server() -> None:
@@ -158,7 +169,7 @@ def test_document_lists_exactly_the_registered_routes(make_app: Any, openapi_rou
     registered = set()
     for rule in app.url_map.iter_rules():
         endpoint = rule.endpoint.removeprefix(f"{BLUEPRINT_NAME}.")
-        if endpoint == rule.endpoint or endpoint.endswith("_other_methods"):
+        if endpoint in (rule.endpoint, "unrouted") or endpoint.endswith("_other_methods"):
             continue
         path = rule.rule.removeprefix("/auth").replace("<path:session_id>", "{session_id}")
         path = path.replace("<session_id>", "{session_id}")
@@ -282,6 +293,86 @@ def test_document_matches_real_responses(shop_client: Any) -> None:
     ):
         checks.append(("/revoke", "post", shop_client.post("/auth/revoke", **body)))
     checks.append(("/openapi.json", "get", shop_client.get("/auth/openapi.json")))
+    for path, method, response in checks:
+        _validate(document, path, method, response)
+
+
+def test_document_matches_cookie_mode_responses(shop_client: Any) -> None:
+    """The shop runs in cookie mode: browser answers are documented too."""
+    document = openapi_document()
+    origin = {"Origin": "http://localhost"}
+    login = shop_client.post(
+        "/auth/login", json={"username": "demo", "password": "demo-password"}, headers=origin
+    )
+    assert login.status_code == 200
+    assert "refresh_token" not in login.json
+    assert "Set-Cookie" in document["paths"]["/login"]["post"]["responses"]["200"]["headers"]
+    csrf = {**origin, "X-CSRF-Token": shop_client.get_cookie("cocart_csrf").value}
+    checks = [
+        ("/login", "post", login),
+        ("/refresh-token", "post", shop_client.post("/auth/refresh-token", headers=origin)),
+        ("/refresh-token", "post", shop_client.post("/auth/refresh-token", headers=csrf)),
+        (
+            "/login",
+            "post",
+            shop_client.post("/auth/login", json={}, headers={"Origin": "https://evil.example"}),
+        ),
+        ("/revoke", "post", shop_client.post("/auth/revoke", headers=csrf)),
+        ("/refresh-token", "post", shop_client.post("/auth/refresh-token", headers=csrf)),
+    ]
+    assert [response.status_code for *_, response in checks] == [200, 403, 200, 403, 200, 401]
+    for path, method, response in checks:
+        _validate(document, path, method, response)
+
+
+def test_document_matches_dpop_responses(shop_client: Any) -> None:
+    """The shop runs with COCART_JWT_DPOP = "optional": bound answers are documented."""
+    import re
+
+    from tests.dpop_support import ProofKey
+
+    document = openapi_document()
+    key = ProofKey()
+    login = shop_client.post(
+        "/auth/login",
+        json={"username": "demo", "password": "demo-password"},
+        headers={"DPoP": key.proof("POST", "/auth/login")},
+    )
+    assert login.json["token_type"] == "DPoP"
+    token = login.json["access_token"]
+
+    def bound(method: str, path: str) -> dict[str, str]:
+        proof = key.proof(method, path, access_token=token)
+        return {"Authorization": f"DPoP {token}", "DPoP": proof}
+
+    refresh = {"refresh_token": login.json["refresh_token"]}
+    checks = [
+        ("/login", "post", login),
+        (
+            "/sessions",
+            "get",
+            shop_client.get("/auth/sessions", headers=bound("GET", "/auth/sessions")),
+        ),
+        (
+            "/validate-token",
+            "post",
+            shop_client.post("/auth/validate-token", headers=bound("POST", "/auth/validate-token")),
+        ),
+        ("/refresh-token", "post", shop_client.post("/auth/refresh-token", json=refresh)),
+        (
+            "/refresh-token",
+            "post",
+            shop_client.post(
+                "/auth/refresh-token",
+                json=refresh,
+                headers={"DPoP": key.proof("POST", "/auth/refresh-token")},
+            ),
+        ),
+    ]
+    assert [response.status_code for *_, response in checks] == [200, 200, 200, 401, 200]
+    assert checks[1][2].json["sessions"][0]["dpop_bound"] is True
+    pattern = document["components"]["headers"]["WWWAuthenticate"]["schema"]["pattern"]
+    assert re.match(pattern, checks[3][2].headers["WWW-Authenticate"])
     for path, method, response in checks:
         _validate(document, path, method, response)
 

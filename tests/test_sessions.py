@@ -37,7 +37,9 @@ def test_list_sessions(new_app: AppFactory) -> None:
             "ip",
             "user_agent",
             "current",
+            "dpop_bound",
         }
+        assert item["dpop_bound"] is False
         for key in ("created_at", "last_used_at", "expires_at"):
             assert type(item[key]) is int
         assert item["current"] is (item["id"] == first["session_id"])

@@ -183,3 +183,20 @@ def test_an_empty_prefix_keeps_the_apps_404(make_app: Callable[..., Flask]) -> N
     assert allow_of(response) == {"POST", "OPTIONS"}
     response = client.open("/me", method="TRACE")
     assert (response.status_code, response.mimetype) == (405, "text/html")
+
+
+def test_no_hook_runs_on_the_apps_other_routes(make_app: Callable[..., Flask]) -> None:
+    # The JSON 404/405 under the prefix come from URL rules, not from an
+    # app-wide before_request hook that every request of the app would pay for.
+    app = make_app(COCART_JWT_RATELIMIT_ENABLED=False)
+    hooks = [getattr(hook, "__name__", "") for hook in app.before_request_funcs.get(None, [])]
+    assert "unrouted" not in hooks
+
+
+def test_flask_routes_lists_the_fallback_rules(make_app: Callable[..., Flask]) -> None:
+    app = make_app(COCART_JWT_RATELIMIT_ENABLED=False)
+    from flask.cli import routes_command
+
+    result = app.test_cli_runner().invoke(routes_command)
+    assert result.exit_code == 0, result.output
+    assert "cocart_jwt.unrouted" in result.output
