@@ -11,6 +11,9 @@ Three groups, each a baseline and the cases measured against it:
   model and ``token_in_blocklist_loader`` of its documentation. The baseline
   is the same app without authentication (its own Flask-SQLAlchemy included),
   so that an overhead is the cost of authentication alone.
+  One more case, for information, has the memo of verified tokens off
+  (``COCART_JWT_VERIFIED_TOKEN_CACHE_SIZE=0``): what each request would
+  cost if every request brought a token not seen before.
 - **minimal**: an app with nothing else, a view that never reads the
   identity, ``CoCartJWT(app)`` on its embedded database: the figures of
   0.1, kept for comparison.
@@ -161,13 +164,16 @@ def _documented_fje(blocklist: bool) -> tuple[Flask, dict[str, str]]:
     return app, {"Authorization": f"Bearer {token}"}
 
 
-def _documented_ours(revocation_check: bool) -> tuple[Flask, dict[str, str]]:
+def _documented_ours(revocation_check: bool, memo: bool = True) -> tuple[Flask, dict[str, str]]:
     from flask_cocart_jwt import CoCartJWT, get_jwt_identity, jwt_required
 
-    app, db = _app_with_db("documented_ours_rev" if revocation_check else "documented_ours")
+    name = "documented_ours_rev" if revocation_check else "documented_ours"
+    app, db = _app_with_db(name if memo else f"{name}_full")
     app.config.update(
         COCART_JWT_SECRET_KEY=SECRET,
         COCART_JWT_REVOCATION_CHECK=revocation_check,
+        # 0: every request verifies its token in full (signature, parsing, claims).
+        COCART_JWT_VERIFIED_TOKEN_CACHE_SIZE=1024 if memo else 0,
     )
     cocart_jwt = CoCartJWT(app, db=db)
     with app.app_context():
@@ -213,6 +219,8 @@ DOC_FJE = "documented: Flask-JWT-Extended"
 DOC_FJE_DB = "documented: Flask-JWT-Extended + DB blocklist"
 DOC_OURS = "documented: CoCart-JWT(db=db), revocation check off"
 DOC_OURS_REV = "documented: CoCart-JWT(db=db), revocation check on"
+#: For information: each request's token verified in full, as on its first use.
+DOC_OURS_FULL = "documented: CoCart-JWT(db=db), memo of verified tokens off"
 OPEN_WITHOUT = "unprotected route, app without the extension"
 OPEN_WITH = "unprotected route, app with CoCart-JWT(db=db)"
 
@@ -222,6 +230,7 @@ CASES: dict[str, Builder] = {
     DOC_FJE_DB: lambda: _documented_fje(True),
     DOC_OURS: lambda: _documented_ours(False),
     DOC_OURS_REV: lambda: _documented_ours(True),
+    DOC_OURS_FULL: lambda: _documented_ours(False, memo=False),
     BARE: _bare,
     FJE: lambda: _fje(False),
     FJE_DB: lambda: _fje(True),
@@ -233,7 +242,9 @@ CASES: dict[str, Builder] = {
 
 #: The case each case's overhead is measured against.
 BASELINES: dict[str, str] = {
-    **dict.fromkeys((DOC_BARE, DOC_FJE, DOC_FJE_DB, DOC_OURS, DOC_OURS_REV), DOC_BARE),
+    **dict.fromkeys(
+        (DOC_BARE, DOC_FJE, DOC_FJE_DB, DOC_OURS, DOC_OURS_REV, DOC_OURS_FULL), DOC_BARE
+    ),
     **dict.fromkeys((BARE, FJE, FJE_DB, OURS, OURS_REV), BARE),
     **dict.fromkeys((OPEN_WITHOUT, OPEN_WITH), OPEN_WITHOUT),
 }

@@ -46,6 +46,7 @@ DEFAULTS: Mapping[str, Any] = {
     "COCART_JWT_HEADER_NAME": "Authorization",
     "COCART_JWT_HEADER_TYPE": "Bearer",
     "COCART_JWT_MAX_TOKEN_BYTES": 8192,
+    "COCART_JWT_VERIFIED_TOKEN_CACHE_SIZE": 1024,
     # sessions
     "COCART_JWT_REVOCATION_CHECK": True,
     "COCART_JWT_MAX_SESSIONS_PER_USER": None,
@@ -116,6 +117,8 @@ class Settings:
     #: The WSGI environ key of ``header_name`` (``HTTP_AUTHORIZATION``).
     header_environ_key: str
     max_token_bytes: int
+    #: Access tokens each process remembers as verified (0: none), see :mod:`.verified`.
+    verified_token_cache_size: int
     revocation_check: bool
     max_sessions_per_user: int | None
     bind_ip: bool
@@ -277,6 +280,11 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
     max_bytes = merged["COCART_JWT_MAX_TOKEN_BYTES"]
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or not max_bytes >= 256:
         raise ConfigurationError("COCART_JWT_MAX_TOKEN_BYTES must be an integer >= 256.")
+    cache_size = merged["COCART_JWT_VERIFIED_TOKEN_CACHE_SIZE"]
+    if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 0:
+        raise ConfigurationError(
+            "COCART_JWT_VERIFIED_TOKEN_CACHE_SIZE must be an integer >= 0 (0 turns it off)."
+        )
     max_sessions = merged["COCART_JWT_MAX_SESSIONS_PER_USER"]
     if max_sessions is not None and (
         not isinstance(max_sessions, int) or isinstance(max_sessions, bool) or max_sessions < 1
@@ -309,6 +317,7 @@ def load_settings(config: Mapping[str, Any], instance_path: str) -> Settings:
         header_type=header_type,
         header_environ_key=_environ_key(header_name),
         max_token_bytes=max_bytes,
+        verified_token_cache_size=cache_size,
         revocation_check=_flag(merged, "COCART_JWT_REVOCATION_CHECK"),
         max_sessions_per_user=max_sessions,
         bind_ip=_flag(merged, "COCART_JWT_BIND_IP"),

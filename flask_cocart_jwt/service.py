@@ -37,7 +37,8 @@ from .results import SessionInfo, TokenPair
 from .revocation import RevocationView
 from .rotation import KeyCheck, SessionCheck, revoke_if_replayed, rotate
 from .store import Store
-from .tokens import decode_access_token, encode_access_token
+from .tokens import encode_access_token
+from .verified import VerifiedTokens
 
 #: The key of the extension in ``app.extensions``.
 EXTENSION_KEY = "cocart_jwt"
@@ -93,6 +94,7 @@ class Service:
         self.revocations = revocations
         self.limits = limits
         self.callbacks = callbacks
+        self.verified = VerifiedTokens(settings)
 
     # -- users -----------------------------------------------------------
 
@@ -144,7 +146,7 @@ class Service:
         :raises AuthError: ``invalid_token``, ``token_expired``,
             ``session_revoked`` (or ``service_unavailable``).
         """
-        claims = decode_access_token(token, self.settings, time.time())
+        claims = self.verified.decode(token, time.time())
         revocations = self.revocations
         if revocations is not None and revocations.is_revoked(claims["sid"]):
             raise SessionRevoked
@@ -197,13 +199,7 @@ class Service:
         if evicted:
             self.notify_revoked(evicted, "max_sessions", now)
         access, expires_in = self._access_token(
-            user,
-            identity,
-            session_id,
-            fresh=fresh,
-            now=now,
-            not_after=not_after,
-            jkt=jkt,
+            user, identity, session_id, fresh=fresh, now=now, not_after=not_after, jkt=jkt
         )
         signals.tokens_issued.send(_app(), identity=identity, session_id=session_id)
         return TokenPair(
