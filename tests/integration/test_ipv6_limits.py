@@ -31,13 +31,21 @@ def test_ipv6_clients_rotating_inside_a_64_are_throttled(
         )
 
     rotating = [
-        f"{NETWORK}:{i:x}:{0xFFFF - i:x}:{i * 7919 % 0xFFFF:x}:{i + 1:x}" for i in range(11)
+        f"{NETWORK}:{i:x}:{0xFFFF - i:x}:{i * 7919 % 0xFFFF:x}:{i + 1:x}" for i in range(30)
     ]
-    assert len(set(rotating)) == 11
-    replies = [login(address) for address in rotating]
+    assert len(set(rotating)) == 30
+    replies = []
+    for address in rotating:
+        replies.append(login(address))
+        if replies[-1].status != 200:
+            break
+    # The eleventh is refused. On a loaded machine a Redis call can outlast the
+    # storage timeout (0.5 s), and that request counts in its worker's memory
+    # ("fallback"), so the refusal may come a few logins later; without the /64
+    # grouping it would never come: each address is sent once.
     assert [r.status for r in replies[:10]] == [200] * 10, [r.describe() for r in replies]
-    blocked = replies[10]
-    assert (blocked.status, blocked.code) == (429, "rate_limited")
+    blocked = replies[-1]
+    assert (blocked.status, blocked.code) == (429, "rate_limited"), blocked.describe()
     assert int(blocked.headers["retry-after"]) >= 1
     # Spoofed entries before the proxy's own change nothing: the last one counts.
     spoofed = login(f"2001:db8:99::1, 203.0.113.5, {NETWORK}::abcd")
