@@ -15,9 +15,9 @@ import pytest
 from flask import Flask
 from limits.storage import MemoryStorage
 
+from flask_cocart_jwt.replay import ProofIds
 from tests.conftest import NO_LIMITS, assert_error, require_server
 from tests.dpop_support import Bound, ProofKey, assert_dpop_error
-from flask_cocart_jwt.replay import ProofIds
 from tests.support import redis_cleanup
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
