@@ -63,6 +63,15 @@ def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def test_document_version_is_the_release_of_the_package() -> None:
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    release = Version(version("Flask-CoCart-JWT")).base_version
+    assert openapi_document()["info"]["version"] == release
+
+
 def test_document_is_valid_openapi_31() -> None:
     document = openapi_document()
     assert document["openapi"].startswith("3.1.")
