@@ -59,15 +59,7 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     claims = service.verify(token)
     if "cnf" in claims:  # bound to a DPoP key (before DPoP was switched off)
         check_unbound(claims, None)
-    if csrf_session is not None:
-        check_bound(csrf_session, claims["sid"])
-    limits = service.limits
-    if limits is not None:  # the protected-view limit is opt-in
-        limits.limit_access_token("protected", claims)
-    if fresh and claims.get("fresh") is not True:
-        raise FreshTokenRequired
-    _remember(current, claims, service.load_user(claims["sub"]))
-    return claims
+    return _accept(service, current, claims, csrf_session, fresh)
 
 
 def _verify_with_dpop(
@@ -97,10 +89,18 @@ def _verify_with_dpop(
             token, csrf_session = found
         claims = service.verify(token)
         check_unbound(claims, service.dpop)  # a bound token needs its proof
+    return _accept(service, current, claims, csrf_session, fresh)
+
+
+def _accept(
+    service: Service, current: Any, claims: dict[str, Any], csrf_session: str | None, fresh: bool
+) -> dict[str, Any]:
+    """The checks after the token's own, with DPoP on or off: CSRF of the
+    access cookie, the protected-view limit, freshness; then the user."""
     if csrf_session is not None:
         check_bound(csrf_session, claims["sid"])
     limits = service.limits
-    if limits is not None:
+    if limits is not None:  # the protected-view limit is opt-in
         limits.limit_access_token("protected", claims)
     if fresh and claims.get("fresh") is not True:
         raise FreshTokenRequired
