@@ -13,6 +13,7 @@ from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
 from .binding import bound_claims, check_unbound, dpop_access_token
+from .config import Settings
 from .csrf import access_cookie_token, check_bound
 from .exceptions import FreshTokenRequired, InvalidToken, MissingToken
 from .request_state import ATTRIBUTE, RequestState, current_request
@@ -44,18 +45,11 @@ def verify_jwt_in_request(optional: bool = False, fresh: bool = False) -> dict[s
     current = current_request()
     if service.dpop is not None:
         return _verify_with_dpop(service, current, optional, fresh)
-    settings = service.settings
-    token = access_token_from_environ(current.environ, settings)
-    csrf_session = None
-    if token is None:
-        # Cookie mode's access cookie is only looked at without a header.
-        found = access_cookie_token(settings) if settings.cookies is not None else None
-        if found is None:
-            if optional:
-                _remember(current, None, None)
-                return None
-            raise MissingToken
-        token, csrf_session = found
+    sent = _sent_token(current, service.settings, optional)
+    if sent is None:
+        _remember(current, None, None)
+        return None
+    token, csrf_session = sent
     claims = service.verify(token)
     if "cnf" in claims:  # bound to a DPoP key (before DPoP was switched off)
         check_unbound(claims, None)
@@ -71,25 +65,36 @@ def _verify_with_dpop(
     Apart from :func:`verify_jwt_in_request`'s own path, so that DPoP off
     costs the protected views nothing but one test.
     """
-    settings = service.settings
-    environ = current.environ
     csrf_session = None
-    token = dpop_access_token(environ, settings)
+    token = dpop_access_token(current.environ, service.settings)
     if token is not None:
         claims = bound_claims(service, token)
     else:
-        token = access_token_from_environ(environ, settings)
-        if token is None:
-            found = access_cookie_token(settings) if settings.cookies is not None else None
-            if found is None:
-                if optional:
-                    _remember(current, None, None)
-                    return None
-                raise MissingToken
-            token, csrf_session = found
+        sent = _sent_token(current, service.settings, optional)
+        if sent is None:
+            _remember(current, None, None)
+            return None
+        token, csrf_session = sent
         claims = service.verify(token)
         check_unbound(claims, service.dpop)  # a bound token needs its proof
     return _accept(service, current, claims, csrf_session, fresh)
+
+
+def _sent_token(current: Any, settings: Settings, optional: bool) -> tuple[str, str | None] | None:
+    """The request's access token and, from the access cookie, its CSRF session.
+
+    The ``Authorization`` header first; cookie mode's access cookie only
+    without one. ``None`` when ``optional`` and no token was sent.
+
+    :raises MissingToken: no token was sent and it is not ``optional``.
+    """
+    token = access_token_from_environ(current.environ, settings)
+    if token is not None:
+        return token, None
+    found = access_cookie_token(settings) if settings.cookies is not None else None
+    if found is None and not optional:
+        raise MissingToken
+    return found
 
 
 def _accept(
