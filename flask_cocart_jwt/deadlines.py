@@ -50,6 +50,8 @@ class Deadlines:
         self._due: dict[int, tuple[float, Any]] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        #: When the watchdog looks at the deadlines next (``time.monotonic()``).
+        self._next_look = 0.0
 
     def arm(self, dbapi_connection: Any) -> float:
         """Start the deadline of a checkout; return it (``time.monotonic()``)."""
@@ -63,7 +65,9 @@ class Deadlines:
                         target=self._watch, name="cocart-jwt-db-deadlines", daemon=True
                     )
                     self._thread.start()
-                elif len(self._due) == 1:
+                elif deadline < self._next_look:
+                    # Never while deadlines share one timeout: a watchdog
+                    # thread woken on every checkout costs more than the ping.
                     self._wake.set()
         return deadline
 
@@ -76,7 +80,9 @@ class Deadlines:
     def expire(self) -> float | None:
         """Cut the connections past their deadline; return the next deadline.
 
-        ``None`` when no deadline is left. Called by the watchdog thread.
+        ``None`` when no deadline is left. Called by the watchdog thread, which
+        looks again at the next deadline or, with none left, one timeout from
+        now: no deadline armed meanwhile can be due before then.
         """
         with self._lock:  # a checkin waits: its socket is never cut after it
             now = time.monotonic()
@@ -84,20 +90,25 @@ class Deadlines:
                 if deadline <= now:
                     del self._due[key]
                     _shut_down(connection)
-            return min((deadline for deadline, _ in self._due.values()), default=None)
+            upcoming = min((deadline for deadline, _ in self._due.values()), default=None)
+            self._next_look = now + self.timeout if upcoming is None else upcoming
+            return upcoming
 
     def _watch(self) -> None:
         """The watchdog thread: cut connections at their deadline, until idle."""
+        idle_since: float | None = None
         while True:
             self._wake.clear()
-            upcoming = self.expire()
-            if upcoming is not None:
-                self._wake.wait(max(0.0, upcoming - time.monotonic()))
-            elif not self._wake.wait(_IDLE):
+            if self.expire() is not None:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= _IDLE:
                 with self._lock:
                     if not self._due:
                         self._thread = None
                         return
+            self._wake.wait(max(0.0, self._next_look - time.monotonic()))
 
     def install(self, engine: Engine) -> None:
         """Arm a deadline and ping on each checkout of ``engine``'s pool."""
