@@ -16,11 +16,23 @@ fails its ping quickly is dead (the server restarted): the pool is invalidated
 and a new connection is made, with no error. One that fails it at the deadline
 belongs to a database that does not answer: the request gets its 503 at once
 rather than wait for a new connection as well.
+
+No ping is needed for a connection just made, nor for one checked in less
+than :data:`RECENT` seconds ago whose socket has nothing to read: a server
+that restarted or closed the connection since has sent it an error or its
+end, which makes the socket readable, and such a connection is pinged. A
+ping costs a round trip, about as much as a statement of a refresh. A
+connection that died unannounced within that second (a network cut, a host
+that vanished) fails its first statement instead: that request answers 503,
+and SQLAlchemy's disconnect handling replaces the pool's connections. For a
+driver whose connection shows no socket (``fileno()``; PyMySQL), every
+checkout but the first is pinged.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 import time
@@ -31,6 +43,10 @@ from sqlalchemy import exc as sa_exc
 
 #: ``ConnectionPoolEntry.info`` key: made since its last checkout, no ping needed.
 _FRESH = "cocart_jwt_fresh"
+#: ``ConnectionPoolEntry.info`` key: ``time.monotonic()`` of its last checkin.
+_CHECKED_IN = "cocart_jwt_checked_in"
+#: Seconds after its checkin that a connection with a quiet socket is not pinged.
+RECENT = 1.0
 #: Seconds the watchdog thread lingers without deadlines before it exits.
 _IDLE = 30.0
 
@@ -119,7 +135,7 @@ class Deadlines:
 
         def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             deadline = self.arm(dbapi_connection)
-            if record.info.pop(_FRESH, False):
+            if record.info.pop(_FRESH, False) or _recently_used(record.info, dbapi_connection):
                 return
             try:
                 dialect.do_ping(dbapi_connection)
@@ -129,14 +145,47 @@ class Deadlines:
                     raise  # the database does not answer: 503 now
                 raise sa_exc.InvalidatePoolError from None  # dead: reconnect
 
+        def checkin(dbapi_connection: Any, record: Any) -> None:
+            self.disarm(dbapi_connection)
+            record.info[_CHECKED_IN] = time.monotonic()
+
         def ended(dbapi_connection: Any, *_args: Any) -> None:
             self.disarm(dbapi_connection)
 
         event.listen(engine, "connect", connect)
         event.listen(engine, "checkout", checkout)
-        for name in ("checkin", "invalidate", "soft_invalidate", "close", "detach"):
+        event.listen(engine, "checkin", checkin)
+        for name in ("invalidate", "soft_invalidate", "close", "detach"):
             event.listen(engine, name, ended)
         event.listen(engine, "close_detached", ended)
+
+
+def _recently_used(info: dict[Any, Any], connection: Any) -> bool:
+    """Whether a connection was checked in less than :data:`RECENT` seconds
+    ago and its socket is quiet since: it needs no ping."""
+    checked_in = info.get(_CHECKED_IN)
+    return checked_in is not None and time.monotonic() - checked_in < RECENT and _quiet(connection)
+
+
+def _quiet(connection: Any) -> bool:
+    """Whether a DBAPI connection's socket has nothing to read (nor is at its end).
+
+    A pooled connection between transactions is sent nothing: anything
+    readable is an error, a notice or the end of the connection from the
+    server. ``False`` when the driver shows no socket (it cannot be told).
+    """
+    try:
+        fd = connection.fileno()
+    except Exception:  # no socket, or already closed
+        return False
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLPRI)
+            return not poller.poll(0)
+        return not select.select([fd], [], [], 0)[0]
+    except (OSError, ValueError):
+        return False
 
 
 def _shut_down(connection: Any) -> None:
