@@ -34,18 +34,7 @@ class Statements:
     def __init__(self, tables: Tables) -> None:
         s, t = tables.sessions, tables.refresh_tokens
         self.token_row = (
-            select(
-                t.c.id,
-                t.c.session_id,
-                t.c.expires_at,
-                t.c.used_at,
-                s.c.identity,
-                s.c.expires_at.label("session_expires_at"),
-                s.c.revoked_at,
-                s.c.ip,
-                s.c.user_agent,
-                s.c.dpop_jkt,
-            )
+            select(t.c.id, t.c.session_id, t.c.expires_at, t.c.used_at, *session_columns(s))
             .join(s, s.c.id == t.c.session_id)
             .where(t.c.token_hash == bindparam("b_hash"))
         )
@@ -53,6 +42,27 @@ class Statements:
             update(t)
             .where(t.c.id == bindparam("b_id"), t.c.used_at.is_(None))
             .values(used_at=bindparam("b_now"))
+        )
+        # Consume by hash and return the row of token_row (used_at: now), in one
+        # statement. SQLite's RETURNING may not name the tables of an UPDATE ...
+        # FROM: the session's columns are subqueries (as fast on PostgreSQL).
+        self.claim = (
+            update(t)
+            .where(t.c.token_hash == bindparam("b_hash"), t.c.used_at.is_(None))
+            .values(used_at=bindparam("b_now"))
+            .returning(
+                t.c.id,
+                t.c.session_id,
+                t.c.expires_at,
+                t.c.used_at,
+                *(
+                    select(column)
+                    .where(s.c.id == t.c.session_id)
+                    .scalar_subquery()
+                    .label(column.name)
+                    for column in session_columns(s)
+                ),
+            )
         )
         self.touch = (
             update(s)
@@ -70,6 +80,18 @@ class Statements:
             .values(access_expires_at=later(s, "b_access"))
         )
         self.insert = insert(t)
+
+
+def session_columns(s: Any) -> tuple[Any, ...]:
+    """The columns of a session that a refresh reads with its token's row."""
+    return (
+        s.c.identity,
+        s.c.expires_at.label("session_expires_at"),
+        s.c.revoked_at,
+        s.c.ip,
+        s.c.user_agent,
+        s.c.dpop_jkt,
+    )
 
 
 def live(s: Any, identity: str, now: int) -> Any:

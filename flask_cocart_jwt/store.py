@@ -8,7 +8,8 @@ SQLite, PostgreSQL and MariaDB alike.
 Every write is one short transaction on a connection of its own, so that the
 extension never commits (or rolls back) the user's ``db.session``. Consuming a
 refresh token is a conditional ``UPDATE ... WHERE used_at IS NULL``: whatever
-the number of concurrent uses, exactly one sees ``rowcount == 1``.
+the number of concurrent uses, exactly one sees ``rowcount == 1`` (or, with
+``RETURNING``, gets the row back).
 
 Connection failures become :class:`~flask_cocart_jwt.exceptions.ServiceUnavailable`
 (503) through :func:`~flask_cocart_jwt.database.database_errors_as_503`.
@@ -189,7 +190,29 @@ class Store:
         with self.read() as own:
             return own.execute(query, params).first()
 
-    def consume(
+    def claim(self, conn: Connection, token_hash: str, *, now: int) -> Any:
+        """Consume an unused refresh token and return its row, in one statement.
+
+        The row is :meth:`token_row`'s, with ``used_at`` = ``now``. Nothing is
+        checked: the caller checks the row, and rolls ``conn``'s transaction
+        back to refuse it. ``None`` when no unused token has this hash (used
+        already, unknown), or on a database without ``UPDATE ... RETURNING``
+        (MariaDB, MySQL): nothing was written, read the row with
+        :meth:`token_row` and :meth:`consume` it.
+        """
+        if not conn.dialect.update_returning:
+            return None
+        return conn.execute(self._statements.claim, {"b_hash": token_hash, "b_now": now}).first()
+
+    def consume(self, conn: Connection, token_id: int, *, now: int) -> bool:
+        """Mark a token used, in ``conn``'s transaction, unless it is already.
+
+        :returns: ``False`` when another request consumed it first.
+        """
+        consumed = conn.execute(self._statements.consume, {"b_id": token_id, "b_now": now})
+        return consumed.rowcount == 1
+
+    def issue_successor(
         self,
         conn: Connection,
         row: Any,
@@ -199,24 +222,20 @@ class Store:
         expires_at: int,
         access_expires_at: int,
         jkt: str | None = None,
-    ) -> bool | None:
-        """Mark ``row``'s token used and insert its successor, in ``conn``'s transaction.
+    ) -> bool:
+        """Insert the successor of ``row``'s consumed token, in ``conn``'s transaction.
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with the successor; recorded with the session.
         :param jkt: bind the session to this DPoP key thumbprint if it is unbound.
-        :returns: ``True`` when done; ``False`` when another request consumed
-            the token first (nothing was written); ``None`` when the session
-            was revoked meanwhile (the caller must roll back: revoke wins).
+        :returns: ``False`` when the session was revoked meanwhile (nothing was
+            written; the caller must roll back: revoke wins).
         """
         statements = self._statements
-        consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": now})
-        if consumed.rowcount != 1:
-            return False
         params = {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at}
         touched = conn.execute(statements.touch, {**params, "b_jkt": jkt})
         if touched.rowcount != 1:
-            return None
+            return False
         conn.execute(
             statements.insert,
             {
