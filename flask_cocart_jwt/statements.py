@@ -80,6 +80,33 @@ class Statements:
             .values(access_expires_at=later(s, "b_access"))
         )
         self.insert = insert(t)
+        # PostgreSQL: touch and insert in one statement (a data-modifying WITH).
+        # The successor takes its session id from the touched row: a session
+        # revoked meanwhile (not touched) gets no successor, and no row back.
+        touched = self.touch.returning(s.c.id).cte("touched")
+        self.touch_and_insert = (
+            insert(t)
+            .from_select(
+                ["token_hash", "session_id", "parent_id", "created_at", "expires_at"],
+                select(
+                    bindparam("b_hash", type_=String()),
+                    touched.c.id,
+                    bindparam("b_parent", type_=BigInteger()),
+                    bindparam("b_now", type_=BigInteger()),
+                    bindparam("b_expires", type_=BigInteger()),
+                ),
+            )
+            .returning(t.c.id)
+        )
+        self.child = (
+            select(t.c.used_at, t.c.expires_at)
+            .join(s, s.c.id == t.c.session_id)
+            .where(
+                t.c.token_hash == bindparam("b_hash"),
+                t.c.parent_id == bindparam("b_parent"),
+                s.c.revoked_at.is_(None),
+            )
+        )
 
 
 def session_columns(s: Any) -> tuple[Any, ...]:

@@ -223,7 +223,9 @@ class Store:
         access_expires_at: int,
         jkt: str | None = None,
     ) -> bool:
-        """Insert the successor of ``row``'s consumed token, in ``conn``'s transaction.
+        """Record the refresh on ``row``'s session and insert the successor of
+        its consumed token, in ``conn``'s transaction (one statement on
+        PostgreSQL, two elsewhere).
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with the successor; recorded with the session.
@@ -232,9 +234,16 @@ class Store:
             written; the caller must roll back: revoke wins).
         """
         statements = self._statements
-        params = {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at}
-        touched = conn.execute(statements.touch, {**params, "b_jkt": jkt})
-        if touched.rowcount != 1:
+        params = {
+            "b_session": row.session_id,
+            "b_now": now,
+            "b_access": access_expires_at,
+            "b_jkt": jkt,
+        }
+        if conn.dialect.name == "postgresql":  # one round trip instead of two
+            params.update(b_hash=successor_hash, b_parent=row.id, b_expires=expires_at)
+            return conn.execute(statements.touch_and_insert, params).first() is not None
+        if conn.execute(statements.touch, params).rowcount != 1:
             return False
         conn.execute(
             statements.insert,
@@ -252,17 +261,9 @@ class Store:
         """The token ``token_hash`` if it is the successor of ``parent_id`` in a
         live (unrevoked) session: a row with ``used_at`` and ``expires_at``, or
         ``None``."""
-        s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
-            return conn.execute(
-                select(t.c.used_at, t.c.expires_at)
-                .join(s, s.c.id == t.c.session_id)
-                .where(
-                    t.c.token_hash == token_hash,
-                    t.c.parent_id == parent_id,
-                    s.c.revoked_at.is_(None),
-                )
-            ).first()
+            params = {"b_hash": token_hash, "b_parent": parent_id}
+            return conn.execute(self._statements.child, params).first()
 
     def extend_access(self, session_id: str, access_expires_at: int) -> bool:
         """Record an access token expiring at ``access_expires_at`` for a live session.

@@ -229,13 +229,9 @@ def test_refresh_after_logout_consumes_nothing(new_app: AppFactory) -> None:
     assert table_rows(app, "refresh_tokens") == before
 
 
-def test_a_refresh_claims_its_token_in_one_statement(new_app: AppFactory) -> None:
-    """With ``UPDATE ... RETURNING`` (SQLite, PostgreSQL), a refresh consumes
-    its token by the statement that reads it; elsewhere (MariaDB) it reads,
-    then consumes."""
-    app = new_app()
-    auth = AuthActions(app.test_client())
-    tokens = auth.tokens()
+def record_statements(app: Flask) -> tuple[list[str], Callable[[], None]]:
+    """The first word of each statement the store runs from now on, and a
+    function that stops recording."""
     engine = app_state(app).store.engine
     statements: list[str] = []
 
@@ -243,14 +239,53 @@ def test_a_refresh_claims_its_token_in_one_statement(new_app: AppFactory) -> Non
         statements.append(statement.split(None, 1)[0].upper())
 
     event.listen(engine, "before_cursor_execute", record)
+    return statements, lambda: event.remove(engine, "before_cursor_execute", record)
+
+
+def test_the_statements_of_a_refresh(new_app: AppFactory) -> None:
+    """With ``UPDATE ... RETURNING`` (SQLite, PostgreSQL), a refresh consumes
+    its token by the statement that reads it, elsewhere (MariaDB) it reads,
+    then consumes; PostgreSQL touches the session and inserts the successor
+    in one statement."""
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    statements, stop = record_statements(app)
     try:
         assert auth.refresh(tokens["refresh_token"]).status_code == 200
     finally:
-        event.remove(engine, "before_cursor_execute", record)
-    if engine.dialect.update_returning:
-        assert statements == ["UPDATE", "UPDATE", "INSERT"]
-    else:
-        assert statements == ["SELECT", "UPDATE", "UPDATE", "INSERT"]
+        stop()
+    expected = {
+        "sqlite": ["UPDATE", "UPDATE", "INSERT"],
+        "postgresql": ["UPDATE", "WITH"],
+        "mysql": ["SELECT", "UPDATE", "UPDATE", "INSERT"],
+    }
+    assert statements == expected[app_state(app).store.engine.dialect.name]
+
+
+def test_a_revocation_after_the_token_is_consumed_wins(new_app: AppFactory) -> None:
+    """A session revoked by another connection after the refresh consumed its
+    token, before the successor: the refresh is refused and rolled back."""
+    app = new_app()
+    store = app_state(app).store
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("one writer at a time: no revocation can commit in between")
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    before = table_rows(app, "refresh_tokens")
+    revoked: list[bool] = []
+
+    def revoke_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "SET last_used_at" in statement and not revoked:
+            revoked.append(store.revoke_session(tokens["session_id"], "test", now=int(time.time())))
+
+    event.listen(store.engine, "before_cursor_execute", revoke_first)
+    try:
+        assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", revoke_first)
+    assert revoked == [True]
+    assert table_rows(app, "refresh_tokens") == before
 
 
 def test_absolute_expiry(new_app: AppFactory) -> None:

@@ -14,13 +14,12 @@ from tests.support import AppFactory, close_app, failing, table_rows
 
 def successor_insert(statement: str, params: Any) -> bool:
     # Only a successor names its parent; a session's first token does not.
-    return (
-        statement.startswith("INSERT INTO cocart_jwt_refresh_tokens") and "parent_id" in statement
-    )
+    return "INSERT INTO cocart_jwt_refresh_tokens" in statement and "parent_id" in statement
 
 
 def session_touch(statement: str, params: Any) -> bool:
-    return statement.startswith("UPDATE cocart_jwt_sessions SET last_used_at")
+    # On PostgreSQL one statement (WITH ... UPDATE ... INSERT) touches and inserts.
+    return "UPDATE cocart_jwt_sessions SET last_used_at" in statement
 
 
 def assert_unavailable(response: Any) -> None:
