@@ -94,7 +94,8 @@ def rotate(
         (outside the transaction); raise to refuse the refresh.
     :param on_reuse: called after a replay revoked the session.
     :param check_session: called with the token's session id as soon as its
-        row is read, before anything is consumed or revoked; raise to refuse
+        row is read, before anything is committed or revoked (a token
+        consumed by the read is rolled back); raise to refuse
         (cookie mode checks that the CSRF token is of this session).
     :param jkt: the thumbprint of the request's valid DPoP proof, if any. A
         session bound to a key needs a proof by that key before anything
@@ -223,7 +224,7 @@ class _Refresh:
 
     def check_row(self, row: Any) -> None:
         """Unknown or revoked tokens are invalid; then the session check and
-        the DPoP key, before anything is consumed or revoked."""
+        the DPoP key, before anything is committed or revoked."""
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken
         if self.check_session is not None:
