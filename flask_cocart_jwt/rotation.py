@@ -4,8 +4,8 @@ A refresh **consumes** the presented token and issues its **successor** in
 the same session (the token family), in one transaction (see
 :meth:`~flask_cocart_jwt.store.Store.claim` and
 :meth:`~flask_cocart_jwt.store.Store.consume`): of any number of concurrent
-uses, exactly one rotates. Where the database can, the token is consumed
-first and checked after, in the same transaction; a refusal rolls it back.
+uses, exactly one rotates. On PostgreSQL the token is consumed first and
+checked after, in the same transaction; a refusal rolls it back.
 Then, for a token that was already consumed:
 
 * **retry**: inside ``COCART_JWT_REFRESH_REUSE_INTERVAL``, a retry of the
@@ -173,7 +173,7 @@ class _Refresh:
                     self.check_row(claimed)
                     self.check_usable(claimed)
                     return self.issue(conn, claimed, claimed.identity)
-                row = self.row(conn)  # used, unknown, or no UPDATE ... RETURNING
+                row = self.row(conn)  # used, unknown, or not PostgreSQL
                 if row.used_at is None:
                     self.check_usable(row)
                     rotation = self.consume(conn, row, row.identity)

@@ -43,26 +43,17 @@ class Statements:
             .where(t.c.id == bindparam("b_id"), t.c.used_at.is_(None))
             .values(used_at=bindparam("b_now"))
         )
-        # Consume by hash and return the row of token_row (used_at: now), in one
-        # statement. SQLite's RETURNING may not name the tables of an UPDATE ...
-        # FROM: the session's columns are subqueries (as fast on PostgreSQL).
+        # PostgreSQL: consume by hash and return the row of token_row (used_at:
+        # now), in one statement.
         self.claim = (
             update(t)
-            .where(t.c.token_hash == bindparam("b_hash"), t.c.used_at.is_(None))
-            .values(used_at=bindparam("b_now"))
-            .returning(
-                t.c.id,
-                t.c.session_id,
-                t.c.expires_at,
-                t.c.used_at,
-                *(
-                    select(column)
-                    .where(s.c.id == t.c.session_id)
-                    .scalar_subquery()
-                    .label(column.name)
-                    for column in session_columns(s)
-                ),
+            .where(
+                t.c.token_hash == bindparam("b_hash"),
+                t.c.used_at.is_(None),
+                s.c.id == t.c.session_id,
             )
+            .values(used_at=bindparam("b_now"))
+            .returning(t.c.id, t.c.session_id, t.c.expires_at, t.c.used_at, *session_columns(s))
         )
         self.touch = (
             update(s)

@@ -191,16 +191,17 @@ class Store:
             return own.execute(query, params).first()
 
     def claim(self, conn: Connection, token_hash: str, *, now: int) -> Any:
-        """Consume an unused refresh token and return its row, in one statement.
+        """On PostgreSQL, consume an unused refresh token and return its row,
+        in one statement (``UPDATE ... RETURNING``).
 
         The row is :meth:`token_row`'s, with ``used_at`` = ``now``. Nothing is
         checked: the caller checks the row, and rolls ``conn``'s transaction
         back to refuse it. ``None`` when no unused token has this hash (used
-        already, unknown), or on a database without ``UPDATE ... RETURNING``
-        (MariaDB, MySQL): nothing was written, read the row with
-        :meth:`token_row` and :meth:`consume` it.
+        already, unknown), and on other databases: nothing was written, read
+        the row with :meth:`token_row` and :meth:`consume` it. (SQLite gained
+        nothing by it, and would take its write lock for every refused token.)
         """
-        if not conn.dialect.update_returning:
+        if conn.dialect.name != "postgresql":
             return None
         return conn.execute(self._statements.claim, {"b_hash": token_hash, "b_now": now}).first()
 

@@ -198,8 +198,9 @@ HOME = {"REMOTE_ADDR": "192.0.2.1", "HTTP_USER_AGENT": "app/1"}
 def test_a_refused_refresh_consumes_nothing(
     new_app: AppFactory, config: dict[str, Any], away: dict[str, str], shift: int, code: str
 ) -> None:
-    """Where the token is consumed first and checked after (``UPDATE ...
-    RETURNING``), a refusal rolls the consumption back: nothing was written."""
+    """Where the token is consumed first and checked after (PostgreSQL's
+    ``UPDATE ... RETURNING``), a refusal rolls the consumption back: on every
+    backend, nothing was written."""
     app = new_app(**config)
     client = app.test_client()
     with time_machine.travel(time.time(), tick=False) as clock:
@@ -243,10 +244,9 @@ def record_statements(app: Flask) -> tuple[list[str], Callable[[], None]]:
 
 
 def test_the_statements_of_a_refresh(new_app: AppFactory) -> None:
-    """With ``UPDATE ... RETURNING`` (SQLite, PostgreSQL), a refresh consumes
-    its token by the statement that reads it, elsewhere (MariaDB) it reads,
-    then consumes; PostgreSQL touches the session and inserts the successor
-    in one statement."""
+    """On PostgreSQL a refresh consumes its token by the statement that reads
+    it (``UPDATE ... RETURNING``), then touches the session and inserts the
+    successor in one statement; elsewhere it reads, consumes, touches, inserts."""
     app = new_app()
     auth = AuthActions(app.test_client())
     tokens = auth.tokens()
@@ -256,7 +256,7 @@ def test_the_statements_of_a_refresh(new_app: AppFactory) -> None:
     finally:
         stop()
     expected = {
-        "sqlite": ["UPDATE", "UPDATE", "INSERT"],
+        "sqlite": ["SELECT", "UPDATE", "UPDATE", "INSERT"],
         "postgresql": ["UPDATE", "WITH"],
         "mysql": ["SELECT", "UPDATE", "UPDATE", "INSERT"],
     }

@@ -84,7 +84,7 @@ def test_failure_on_read(new_app: AppFactory) -> None:
     tokens = auth.tokens()
 
     def read(statement: str, params: Any) -> bool:
-        # Where it can, a refresh reads its token by consuming it (UPDATE ... RETURNING).
+        # On PostgreSQL a refresh reads its token by consuming it (UPDATE ... RETURNING).
         return statement.startswith("SELECT") or "RETURNING" in statement
 
     with failing(app, read):
