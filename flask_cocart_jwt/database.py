@@ -114,8 +114,9 @@ def embedded_engine(uri: str, timeout: float = 5.0) -> Engine:
     than ``timeout`` (``COCART_JWT_DATABASE_TIMEOUT``): connecting, a free
     connection in the pool, each statement on the server, and each use of a
     connection as a whole (see :mod:`flask_cocart_jwt.deadlines`); a
-    connection is pinged before use, so that a restarted server costs no
-    error. Timeouts given in the URL's query string are kept.
+    connection is pinged before use (unless it was used a moment ago and
+    its socket shows nothing), so that a restarted server costs no error.
+    Timeouts given in the URL's query string are kept.
 
     SQLite gets a busy timeout and WAL journaling so that concurrent requests
     wait for each other instead of failing; in-memory SQLite shares one

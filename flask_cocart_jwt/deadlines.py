@@ -16,11 +16,23 @@ fails its ping quickly is dead (the server restarted): the pool is invalidated
 and a new connection is made, with no error. One that fails it at the deadline
 belongs to a database that does not answer: the request gets its 503 at once
 rather than wait for a new connection as well.
+
+No ping is needed for a connection just made, nor for one checked in less
+than :data:`RECENT` seconds ago whose socket has nothing to read: a server
+that restarted or closed the connection since has sent it an error or its
+end, which makes the socket readable, and such a connection is pinged. A
+ping costs a round trip, about as much as a statement of a refresh. A
+connection that died unannounced within that second (a network cut, a host
+that vanished) fails its first statement instead: that request answers 503,
+and SQLAlchemy's disconnect handling replaces the pool's connections. For a
+driver whose connection shows no socket (``fileno()``; PyMySQL), every
+checkout but the first is pinged.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 import time
@@ -31,6 +43,10 @@ from sqlalchemy import exc as sa_exc
 
 #: ``ConnectionPoolEntry.info`` key: made since its last checkout, no ping needed.
 _FRESH = "cocart_jwt_fresh"
+#: ``ConnectionPoolEntry.info`` key: ``time.monotonic()`` of its last checkin.
+_CHECKED_IN = "cocart_jwt_checked_in"
+#: Seconds after its checkin that a connection with a quiet socket is not pinged.
+RECENT = 1.0
 #: Seconds the watchdog thread lingers without deadlines before it exits.
 _IDLE = 30.0
 
@@ -50,6 +66,8 @@ class Deadlines:
         self._due: dict[int, tuple[float, Any]] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        #: When the watchdog looks at the deadlines next (``time.monotonic()``).
+        self._next_look = 0.0
 
     def arm(self, dbapi_connection: Any) -> float:
         """Start the deadline of a checkout; return it (``time.monotonic()``)."""
@@ -63,7 +81,9 @@ class Deadlines:
                         target=self._watch, name="cocart-jwt-db-deadlines", daemon=True
                     )
                     self._thread.start()
-                elif len(self._due) == 1:
+                elif deadline < self._next_look:
+                    # Never while deadlines share one timeout: a watchdog
+                    # thread woken on every checkout costs more than the ping.
                     self._wake.set()
         return deadline
 
@@ -76,7 +96,9 @@ class Deadlines:
     def expire(self) -> float | None:
         """Cut the connections past their deadline; return the next deadline.
 
-        ``None`` when no deadline is left. Called by the watchdog thread.
+        ``None`` when no deadline is left. Called by the watchdog thread, which
+        looks again at the next deadline or, with none left, one timeout from
+        now: no deadline armed meanwhile can be due before then.
         """
         with self._lock:  # a checkin waits: its socket is never cut after it
             now = time.monotonic()
@@ -84,20 +106,25 @@ class Deadlines:
                 if deadline <= now:
                     del self._due[key]
                     _shut_down(connection)
-            return min((deadline for deadline, _ in self._due.values()), default=None)
+            upcoming = min((deadline for deadline, _ in self._due.values()), default=None)
+            self._next_look = now + self.timeout if upcoming is None else upcoming
+            return upcoming
 
     def _watch(self) -> None:
         """The watchdog thread: cut connections at their deadline, until idle."""
+        idle_since: float | None = None
         while True:
             self._wake.clear()
-            upcoming = self.expire()
-            if upcoming is not None:
-                self._wake.wait(max(0.0, upcoming - time.monotonic()))
-            elif not self._wake.wait(_IDLE):
+            if self.expire() is not None:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= _IDLE:
                 with self._lock:
                     if not self._due:
                         self._thread = None
                         return
+            self._wake.wait(max(0.0, self._next_look - time.monotonic()))
 
     def install(self, engine: Engine) -> None:
         """Arm a deadline and ping on each checkout of ``engine``'s pool."""
@@ -108,7 +135,7 @@ class Deadlines:
 
         def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             deadline = self.arm(dbapi_connection)
-            if record.info.pop(_FRESH, False):
+            if record.info.pop(_FRESH, False) or _recently_used(record.info, dbapi_connection):
                 return
             try:
                 dialect.do_ping(dbapi_connection)
@@ -118,14 +145,47 @@ class Deadlines:
                     raise  # the database does not answer: 503 now
                 raise sa_exc.InvalidatePoolError from None  # dead: reconnect
 
+        def checkin(dbapi_connection: Any, record: Any) -> None:
+            self.disarm(dbapi_connection)
+            record.info[_CHECKED_IN] = time.monotonic()
+
         def ended(dbapi_connection: Any, *_args: Any) -> None:
             self.disarm(dbapi_connection)
 
         event.listen(engine, "connect", connect)
         event.listen(engine, "checkout", checkout)
-        for name in ("checkin", "invalidate", "soft_invalidate", "close", "detach"):
+        event.listen(engine, "checkin", checkin)
+        for name in ("invalidate", "soft_invalidate", "close", "detach"):
             event.listen(engine, name, ended)
         event.listen(engine, "close_detached", ended)
+
+
+def _recently_used(info: dict[Any, Any], connection: Any) -> bool:
+    """Whether a connection was checked in less than :data:`RECENT` seconds
+    ago and its socket is quiet since: it needs no ping."""
+    checked_in = info.get(_CHECKED_IN)
+    return checked_in is not None and time.monotonic() - checked_in < RECENT and _quiet(connection)
+
+
+def _quiet(connection: Any) -> bool:
+    """Whether a DBAPI connection's socket has nothing to read (nor is at its end).
+
+    A pooled connection between transactions is sent nothing: anything
+    readable is an error, a notice or the end of the connection from the
+    server. ``False`` when the driver shows no socket (it cannot be told).
+    """
+    try:
+        fd = connection.fileno()
+    except Exception:  # no socket, or already closed
+        return False
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLPRI)
+            return not poller.poll(0)
+        return not select.select([fd], [], [], 0)[0]
+    except (OSError, ValueError):
+        return False
 
 
 def _shut_down(connection: Any) -> None:

@@ -2,8 +2,11 @@
 
 A refresh **consumes** the presented token and issues its **successor** in
 the same session (the token family), in one transaction (see
+:meth:`~flask_cocart_jwt.store.Store.claim` and
 :meth:`~flask_cocart_jwt.store.Store.consume`): of any number of concurrent
-uses, exactly one rotates. Then, for a token that was already consumed:
+uses, exactly one rotates. On PostgreSQL the token is consumed first and
+checked after, in the same transaction; a refusal rolls it back.
+Then, for a token that was already consumed:
 
 * **retry**: inside ``COCART_JWT_REFRESH_REUSE_INTERVAL``, a retry of the
   *direct parent* whose successor is still unused gets the same successor
@@ -91,7 +94,8 @@ def rotate(
         (outside the transaction); raise to refuse the refresh.
     :param on_reuse: called after a replay revoked the session.
     :param check_session: called with the token's session id as soon as its
-        row is read, before anything is consumed or revoked; raise to refuse
+        row is read, before anything is committed or revoked (a token
+        consumed by the read is rolled back); raise to refuse
         (cookie mode checks that the CSRF token is of this session).
     :param jkt: the thumbprint of the request's valid DPoP proof, if any. A
         session bound to a key needs a proof by that key before anything
@@ -162,7 +166,14 @@ class _Refresh:
         if load_user is None:
             # The common case, read and rotate, is one transaction on one connection.
             with store.begin() as conn:
-                row = self.row(conn)
+                claimed = store.claim(conn, self.token_hash, now=self.now)
+                if claimed is not None:
+                    # Consumed first, checked next: a refusal raises out of
+                    # the transaction, whose rollback consumes nothing.
+                    self.check_row(claimed)
+                    self.check_usable(claimed)
+                    return self.issue(conn, claimed, claimed.identity)
+                row = self.row(conn)  # used, unknown, or not PostgreSQL
                 if row.used_at is None:
                     self.check_usable(row)
                     rotation = self.consume(conn, row, row.identity)
@@ -206,14 +217,19 @@ class _Refresh:
         return retry
 
     def row(self, conn: Any = None) -> Any:
-        """The presented token's row; unknown or revoked tokens are invalid."""
+        """The presented token's row, checked by :meth:`check_row`."""
         row = self.store.token_row(self.token_hash, conn)
+        self.check_row(row)
+        return row
+
+    def check_row(self, row: Any) -> None:
+        """Unknown or revoked tokens are invalid; then the session check and
+        the DPoP key, before anything is committed or revoked."""
         if row is None or row.revoked_at is not None:
             raise InvalidRefreshToken
         if self.check_session is not None:
             self.check_session(row.session_id)
         self.check_key(row)
-        return row
 
     def check_key(self, row: Any) -> None:
         """DPoP: a bound session's token needs a proof by its key, before
@@ -250,8 +266,14 @@ class _Refresh:
 
     def consume(self, conn: Any, row: Any, user: Any) -> Rotation | None:
         """Rotate ``row``'s token; ``None`` if another request consumed it first."""
+        if not self.store.consume(conn, row.id, now=self.now):
+            return None
+        return self.issue(conn, row, user)
+
+    def issue(self, conn: Any, row: Any, user: Any) -> Rotation:
+        """The successor of ``row``'s token, which ``conn``'s transaction consumed."""
         expires_at = min(self.now + self.settings.refresh_token_expires, row.session_expires_at)
-        done = self.store.consume(
+        if not self.store.issue_successor(
             conn,
             row,
             hash_refresh_token(self.successor),
@@ -259,11 +281,8 @@ class _Refresh:
             expires_at=expires_at,
             access_expires_at=self.access_expires_at(row),
             jkt=self.jkt,
-        )
-        if done is None:
+        ):
             raise InvalidRefreshToken  # revoked meanwhile: revoke wins, roll back
-        if not done:
-            return None
         return self.outcome(row, expires_at, rotated=True, user=user)
 
     def outcome(self, row: Any, expires_at: int, *, rotated: bool, user: Any) -> Rotation:

@@ -34,18 +34,7 @@ class Statements:
     def __init__(self, tables: Tables) -> None:
         s, t = tables.sessions, tables.refresh_tokens
         self.token_row = (
-            select(
-                t.c.id,
-                t.c.session_id,
-                t.c.expires_at,
-                t.c.used_at,
-                s.c.identity,
-                s.c.expires_at.label("session_expires_at"),
-                s.c.revoked_at,
-                s.c.ip,
-                s.c.user_agent,
-                s.c.dpop_jkt,
-            )
+            select(t.c.id, t.c.session_id, t.c.expires_at, t.c.used_at, *session_columns(s))
             .join(s, s.c.id == t.c.session_id)
             .where(t.c.token_hash == bindparam("b_hash"))
         )
@@ -53,6 +42,18 @@ class Statements:
             update(t)
             .where(t.c.id == bindparam("b_id"), t.c.used_at.is_(None))
             .values(used_at=bindparam("b_now"))
+        )
+        # PostgreSQL: consume by hash and return the row of token_row (used_at:
+        # now), in one statement.
+        self.claim = (
+            update(t)
+            .where(
+                t.c.token_hash == bindparam("b_hash"),
+                t.c.used_at.is_(None),
+                s.c.id == t.c.session_id,
+            )
+            .values(used_at=bindparam("b_now"))
+            .returning(t.c.id, t.c.session_id, t.c.expires_at, t.c.used_at, *session_columns(s))
         )
         self.touch = (
             update(s)
@@ -70,6 +71,45 @@ class Statements:
             .values(access_expires_at=later(s, "b_access"))
         )
         self.insert = insert(t)
+        # PostgreSQL: touch and insert in one statement (a data-modifying WITH).
+        # The successor takes its session id from the touched row: a session
+        # revoked meanwhile (not touched) gets no successor, and no row back.
+        touched = self.touch.returning(s.c.id).cte("touched")
+        self.touch_and_insert = (
+            insert(t)
+            .from_select(
+                ["token_hash", "session_id", "parent_id", "created_at", "expires_at"],
+                select(
+                    bindparam("b_hash", type_=String()),
+                    touched.c.id,
+                    bindparam("b_parent", type_=BigInteger()),
+                    bindparam("b_now", type_=BigInteger()),
+                    bindparam("b_expires", type_=BigInteger()),
+                ),
+            )
+            .returning(t.c.id)
+        )
+        self.child = (
+            select(t.c.used_at, t.c.expires_at)
+            .join(s, s.c.id == t.c.session_id)
+            .where(
+                t.c.token_hash == bindparam("b_hash"),
+                t.c.parent_id == bindparam("b_parent"),
+                s.c.revoked_at.is_(None),
+            )
+        )
+
+
+def session_columns(s: Any) -> tuple[Any, ...]:
+    """The columns of a session that a refresh reads with its token's row."""
+    return (
+        s.c.identity,
+        s.c.expires_at.label("session_expires_at"),
+        s.c.revoked_at,
+        s.c.ip,
+        s.c.user_agent,
+        s.c.dpop_jkt,
+    )
 
 
 def live(s: Any, identity: str, now: int) -> Any:

@@ -8,7 +8,8 @@ SQLite, PostgreSQL and MariaDB alike.
 Every write is one short transaction on a connection of its own, so that the
 extension never commits (or rolls back) the user's ``db.session``. Consuming a
 refresh token is a conditional ``UPDATE ... WHERE used_at IS NULL``: whatever
-the number of concurrent uses, exactly one sees ``rowcount == 1``.
+the number of concurrent uses, exactly one sees ``rowcount == 1`` (or, with
+``RETURNING``, gets the row back).
 
 Connection failures become :class:`~flask_cocart_jwt.exceptions.ServiceUnavailable`
 (503) through :func:`~flask_cocart_jwt.database.database_errors_as_503`.
@@ -189,7 +190,30 @@ class Store:
         with self.read() as own:
             return own.execute(query, params).first()
 
-    def consume(
+    def claim(self, conn: Connection, token_hash: str, *, now: int) -> Any:
+        """On PostgreSQL, consume an unused refresh token and return its row,
+        in one statement (``UPDATE ... RETURNING``).
+
+        The row is :meth:`token_row`'s, with ``used_at`` = ``now``. Nothing is
+        checked: the caller checks the row, and rolls ``conn``'s transaction
+        back to refuse it. ``None`` when no unused token has this hash (used
+        already, unknown), and on other databases: nothing was written, read
+        the row with :meth:`token_row` and :meth:`consume` it. (SQLite gained
+        nothing by it, and would take its write lock for every refused token.)
+        """
+        if conn.dialect.name != "postgresql":
+            return None
+        return conn.execute(self._statements.claim, {"b_hash": token_hash, "b_now": now}).first()
+
+    def consume(self, conn: Connection, token_id: int, *, now: int) -> bool:
+        """Mark a token used, in ``conn``'s transaction, unless it is already.
+
+        :returns: ``False`` when another request consumed it first.
+        """
+        consumed = conn.execute(self._statements.consume, {"b_id": token_id, "b_now": now})
+        return consumed.rowcount == 1
+
+    def issue_successor(
         self,
         conn: Connection,
         row: Any,
@@ -199,24 +223,29 @@ class Store:
         expires_at: int,
         access_expires_at: int,
         jkt: str | None = None,
-    ) -> bool | None:
-        """Mark ``row``'s token used and insert its successor, in ``conn``'s transaction.
+    ) -> bool:
+        """Record the refresh on ``row``'s session and insert the successor of
+        its consumed token, in ``conn``'s transaction (one statement on
+        PostgreSQL, two elsewhere).
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with the successor; recorded with the session.
         :param jkt: bind the session to this DPoP key thumbprint if it is unbound.
-        :returns: ``True`` when done; ``False`` when another request consumed
-            the token first (nothing was written); ``None`` when the session
-            was revoked meanwhile (the caller must roll back: revoke wins).
+        :returns: ``False`` when the session was revoked meanwhile (nothing was
+            written; the caller must roll back: revoke wins).
         """
         statements = self._statements
-        consumed = conn.execute(statements.consume, {"b_id": row.id, "b_now": now})
-        if consumed.rowcount != 1:
+        params = {
+            "b_session": row.session_id,
+            "b_now": now,
+            "b_access": access_expires_at,
+            "b_jkt": jkt,
+        }
+        if conn.dialect.name == "postgresql":  # one round trip instead of two
+            params.update(b_hash=successor_hash, b_parent=row.id, b_expires=expires_at)
+            return conn.execute(statements.touch_and_insert, params).first() is not None
+        if conn.execute(statements.touch, params).rowcount != 1:
             return False
-        params = {"b_session": row.session_id, "b_now": now, "b_access": access_expires_at}
-        touched = conn.execute(statements.touch, {**params, "b_jkt": jkt})
-        if touched.rowcount != 1:
-            return None
         conn.execute(
             statements.insert,
             {
@@ -233,17 +262,9 @@ class Store:
         """The token ``token_hash`` if it is the successor of ``parent_id`` in a
         live (unrevoked) session: a row with ``used_at`` and ``expires_at``, or
         ``None``."""
-        s, t = self.tables.sessions, self.tables.refresh_tokens
         with self.read() as conn:
-            return conn.execute(
-                select(t.c.used_at, t.c.expires_at)
-                .join(s, s.c.id == t.c.session_id)
-                .where(
-                    t.c.token_hash == token_hash,
-                    t.c.parent_id == parent_id,
-                    s.c.revoked_at.is_(None),
-                )
-            ).first()
+            params = {"b_hash": token_hash, "b_parent": parent_id}
+            return conn.execute(self._statements.child, params).first()
 
     def extend_access(self, session_id: str, access_expires_at: int) -> bool:
         """Record an access token expiring at ``access_expires_at`` for a live session.

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url, text
 
-from flask_cocart_jwt.database import timeout_connect_args
+from flask_cocart_jwt import deadlines
+from flask_cocart_jwt.database import embedded_engine, timeout_connect_args
 from tests.conftest import NO_LIMITS, AuthActions, assert_error
 from tests.integration.proxy import TcpProxy, through
 from tests.support import app_state, close_app
@@ -119,6 +120,71 @@ def test_a_full_pool_answers_503_after_the_timeout(
         for conn in held:
             conn.close()
     assert auth.login().status_code == 200
+
+
+def counted_pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The connections ``engine`` pings from now on, one entry per ping."""
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+
+    def counting(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting)
+    return pings
+
+
+def use(engine: Engine) -> None:
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def own_engine(
+    request: pytest.FixtureRequest, server_databases: dict[str, str]
+) -> Iterator[Engine]:
+    engine = embedded_engine(server_databases[request.param], TIMEOUT)
+    yield engine
+    engine.dispose()
+
+
+def test_a_connection_checked_in_a_moment_ago_is_not_pinged(
+    own_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings = counted_pings(own_engine, monkeypatch)
+    for _ in range(3):
+        use(own_engine)  # one connection: made, then checked in a moment before each use
+    if own_engine.dialect.name == "postgresql":
+        assert pings == []
+    else:  # PyMySQL shows no socket to look at: pinged as before
+        assert len(pings) == 2
+
+
+def test_a_connection_idle_longer_is_pinged(
+    own_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings = counted_pings(own_engine, monkeypatch)
+    use(own_engine)
+    monkeypatch.setattr(deadlines, "RECENT", 0.0)  # every checkin is now longer ago
+    use(own_engine)
+    use(own_engine)
+    assert len(pings) == 2
+
+
+def test_a_recent_connection_closed_by_the_server_is_pinged(
+    proxied: tuple[str, TcpProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = embedded_engine(proxied[0], TIMEOUT)
+    try:
+        use(engine)
+        pings = counted_pings(engine, monkeypatch)
+        proxied[1].cut()  # a moment after its checkin, the connection ends
+        proxied[1].restore()
+        use(engine)  # pinged, found dead, replaced: no error
+        assert len(pings) == 1
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,20 @@ from typing import Any
 import pytest
 import time_machine
 from flask import Flask
+from sqlalchemy import event
 
 from flask_cocart_jwt import refresh_token_reused
 from flask_cocart_jwt.refresh_tokens import hash_refresh_token
 from flask_cocart_jwt.rotation import successor_of
 from tests.conftest import NO_LIMITS, AuthActions, User, assert_error
-from tests.support import AppFactory, close_app, current_extension, live_tokens, table_rows
+from tests.support import (
+    AppFactory,
+    app_state,
+    close_app,
+    current_extension,
+    live_tokens,
+    table_rows,
+)
 
 
 def test_rotation_stores_only_hashes(new_app: AppFactory) -> None:
@@ -168,6 +176,116 @@ def test_idle_expiry(new_app: AppFactory) -> None:
         assert fresh.status_code == 200
         clock.shift(3600)
         assert_error(auth.refresh(fresh.json["refresh_token"]), 401, "refresh_token_expired")
+
+
+HOME = {"REMOTE_ADDR": "192.0.2.1", "HTTP_USER_AGENT": "app/1"}
+
+
+@pytest.mark.parametrize(
+    ("config", "away", "shift", "code"),
+    [
+        ({"COCART_JWT_BIND_IP": True}, {"REMOTE_ADDR": "198.51.100.9"}, 0, "invalid_refresh_token"),
+        (
+            {"COCART_JWT_BIND_USER_AGENT": True},
+            {"HTTP_USER_AGENT": "curl/8"},
+            0,
+            "invalid_refresh_token",
+        ),
+        ({"COCART_JWT_REFRESH_TOKEN_EXPIRES": 60}, {}, 61, "refresh_token_expired"),
+    ],
+    ids=["ip", "user-agent", "expired"],
+)
+def test_a_refused_refresh_consumes_nothing(
+    new_app: AppFactory, config: dict[str, Any], away: dict[str, str], shift: int, code: str
+) -> None:
+    """Where the token is consumed first and checked after (PostgreSQL's
+    ``UPDATE ... RETURNING``), a refusal rolls the consumption back: on every
+    backend, nothing was written."""
+    app = new_app(**config)
+    client = app.test_client()
+    with time_machine.travel(time.time(), tick=False) as clock:
+        tokens = client.post(
+            "/auth/login", json={"username": "alice", "password": "wonderland"}, environ_base=HOME
+        ).json
+        body = {"refresh_token": tokens["refresh_token"]}
+        sessions, refresh_tokens = table_rows(app, "sessions"), table_rows(app, "refresh_tokens")
+        clock.shift(shift)
+        refused = client.post("/auth/refresh-token", json=body, environ_base={**HOME, **away})
+        assert_error(refused, 401, code)
+        assert table_rows(app, "sessions") == sessions
+        assert table_rows(app, "refresh_tokens") == refresh_tokens
+        if shift == 0:  # the session's own client still rotates it
+            ok = client.post("/auth/refresh-token", json=body, environ_base=HOME)
+            assert ok.status_code == 200, ok.json
+            assert len(live_tokens(app, tokens["session_id"])) == 1
+
+
+def test_refresh_after_logout_consumes_nothing(new_app: AppFactory) -> None:
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    assert auth.post("/auth/revoke", tokens["access_token"]).json == {"revoked": True}
+    before = table_rows(app, "refresh_tokens")
+    assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
+    assert table_rows(app, "refresh_tokens") == before
+
+
+def record_statements(app: Flask) -> tuple[list[str], Callable[[], None]]:
+    """The first word of each statement the store runs from now on, and a
+    function that stops recording."""
+    engine = app_state(app).store.engine
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    return statements, lambda: event.remove(engine, "before_cursor_execute", record)
+
+
+def test_the_statements_of_a_refresh(new_app: AppFactory) -> None:
+    """On PostgreSQL a refresh consumes its token by the statement that reads
+    it (``UPDATE ... RETURNING``), then touches the session and inserts the
+    successor in one statement; elsewhere it reads, consumes, touches, inserts."""
+    app = new_app()
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    statements, stop = record_statements(app)
+    try:
+        assert auth.refresh(tokens["refresh_token"]).status_code == 200
+    finally:
+        stop()
+    expected = {
+        "sqlite": ["SELECT", "UPDATE", "UPDATE", "INSERT"],
+        "postgresql": ["UPDATE", "WITH"],
+        "mysql": ["SELECT", "UPDATE", "UPDATE", "INSERT"],
+    }
+    assert statements == expected[app_state(app).store.engine.dialect.name]
+
+
+def test_a_revocation_after_the_token_is_consumed_wins(new_app: AppFactory) -> None:
+    """A session revoked by another connection after the refresh consumed its
+    token, before the successor: the refresh is refused and rolled back."""
+    app = new_app()
+    store = app_state(app).store
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("one writer at a time: no revocation can commit in between")
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    before = table_rows(app, "refresh_tokens")
+    revoked: list[bool] = []
+
+    def revoke_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "SET last_used_at" in statement and not revoked:
+            revoked.append(store.revoke_session(tokens["session_id"], "test", now=int(time.time())))
+
+    event.listen(store.engine, "before_cursor_execute", revoke_first)
+    try:
+        assert_error(auth.refresh(tokens["refresh_token"]), 401, "invalid_refresh_token")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", revoke_first)
+    assert revoked == [True]
+    assert table_rows(app, "refresh_tokens") == before
 
 
 def test_absolute_expiry(new_app: AppFactory) -> None:

@@ -14,13 +14,12 @@ from tests.support import AppFactory, close_app, failing, table_rows
 
 def successor_insert(statement: str, params: Any) -> bool:
     # Only a successor names its parent; a session's first token does not.
-    return (
-        statement.startswith("INSERT INTO cocart_jwt_refresh_tokens") and "parent_id" in statement
-    )
+    return "INSERT INTO cocart_jwt_refresh_tokens" in statement and "parent_id" in statement
 
 
 def session_touch(statement: str, params: Any) -> bool:
-    return statement.startswith("UPDATE cocart_jwt_sessions SET last_used_at")
+    # On PostgreSQL one statement (WITH ... UPDATE ... INSERT) touches and inserts.
+    return "UPDATE cocart_jwt_sessions SET last_used_at" in statement
 
 
 def assert_unavailable(response: Any) -> None:
@@ -84,10 +83,11 @@ def test_failure_on_read(new_app: AppFactory) -> None:
     auth = AuthActions(app.test_client())
     tokens = auth.tokens()
 
-    def select(statement: str, params: Any) -> bool:
-        return statement.startswith("SELECT")
+    def read(statement: str, params: Any) -> bool:
+        # On PostgreSQL a refresh reads its token by consuming it (UPDATE ... RETURNING).
+        return statement.startswith("SELECT") or "RETURNING" in statement
 
-    with failing(app, select):
+    with failing(app, read):
         assert_unavailable(auth.refresh(tokens["refresh_token"]))
         assert_unavailable(auth.get("/auth/sessions", tokens["access_token"]))
     assert auth.refresh(tokens["refresh_token"]).status_code == 200
