@@ -7,7 +7,7 @@ fixture).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from flask_cocart_jwt.rotation import successor_of
 from tests.conftest import NO_LIMITS, AuthActions, User, assert_error
 from tests.support import (
     AppFactory,
+    app_factory,
     app_state,
     close_app,
     current_extension,
@@ -263,13 +264,23 @@ def test_the_statements_of_a_refresh(new_app: AppFactory) -> None:
     assert statements == expected[app_state(app).store.engine.dialect.name]
 
 
-def test_a_revocation_after_the_token_is_consumed_wins(new_app: AppFactory) -> None:
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_app(
+    request: pytest.FixtureRequest,
+    make_app: Callable[..., Flask],
+    server_databases: dict[str, str],
+) -> Iterator[Flask]:
+    """An app on a database server (SQLite has one writer at a time: nothing
+    can commit between two statements of another transaction)."""
+    with app_factory(make_app, server_databases[request.param]) as factory:
+        yield factory()
+
+
+def test_a_revocation_after_the_token_is_consumed_wins(server_app: Flask) -> None:
     """A session revoked by another connection after the refresh consumed its
     token, before the successor: the refresh is refused and rolled back."""
-    app = new_app()
+    app = server_app
     store = app_state(app).store
-    if store.engine.dialect.name == "sqlite":
-        pytest.skip("one writer at a time: no revocation can commit in between")
     auth = AuthActions(app.test_client())
     tokens = auth.tokens()
     before = table_rows(app, "refresh_tokens")
