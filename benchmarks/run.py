@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import hashlib
 import http.client
 import importlib.metadata
 import os
@@ -362,7 +363,10 @@ class Floor:
         self.count += 1
         now = int(time.time())
         return {
-            "token_hash": f"{self.session_id}{self.count:032d}",
+            # A digest, as the extension stores: each insert lands at a random
+            # place of the unique index, as a real rotation's does (a counter
+            # would always land at its right end, which no rotation can).
+            "token_hash": hashlib.sha256(f"{self.session_id}{self.count}".encode()).hexdigest(),
             "session_id": self.session_id,
             "parent_id": parent,
             "created_at": now,

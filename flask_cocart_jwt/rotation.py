@@ -4,8 +4,8 @@ A refresh **consumes** the presented token and issues its **successor** in
 the same session (the token family), in one transaction (see
 :meth:`~flask_cocart_jwt.store.Store.claim` and
 :meth:`~flask_cocart_jwt.store.Store.consume`): of any number of concurrent
-uses, exactly one rotates. On PostgreSQL the token is consumed first and
-checked after, in the same transaction; a refusal rolls it back.
+uses, exactly one rotates. On PostgreSQL the rotation is written first (one
+statement) and checked after, in the same transaction; a refusal rolls it back.
 Then, for a token that was already consumed:
 
 * **retry**: inside ``COCART_JWT_REFRESH_REUSE_INTERVAL``, a retry of the
@@ -166,13 +166,29 @@ class _Refresh:
         if load_user is None:
             # The common case, read and rotate, is one transaction on one connection.
             with store.begin() as conn:
-                claimed = store.claim(conn, self.token_hash, now=self.now)
+                settings = self.settings
+                claimed = store.claim(
+                    conn,
+                    self.token_hash,
+                    hash_refresh_token(self.successor),
+                    now=self.now,
+                    access_life=settings.access_token_expires,
+                    refresh_life=settings.refresh_token_expires,
+                    jkt=self.jkt,
+                )
                 if claimed is not None:
-                    # Consumed first, checked next: a refusal raises out of
-                    # the transaction, whose rollback consumes nothing.
+                    # Rotated first, checked next: a refusal raises out of
+                    # the transaction, whose rollback writes nothing.
                     self.check_row(claimed)
                     self.check_usable(claimed)
-                    return self.issue(conn, claimed, claimed.identity)
+                    if not claimed.issued:
+                        raise InvalidRefreshToken  # revoked meanwhile: revoke wins
+                    return self.outcome(
+                        claimed,
+                        self.refresh_expires_at(claimed),
+                        rotated=True,
+                        user=claimed.identity,
+                    )
                 row = self.row(conn)  # used, unknown, or not PostgreSQL
                 if row.used_at is None:
                     self.check_usable(row)
@@ -270,9 +286,13 @@ class _Refresh:
             return None
         return self.issue(conn, row, user)
 
+    def refresh_expires_at(self, row: Any) -> int:
+        """The successor's expiry (the store's one-statement rotation computes the same)."""
+        return min(self.now + self.settings.refresh_token_expires, int(row.session_expires_at))
+
     def issue(self, conn: Any, row: Any, user: Any) -> Rotation:
         """The successor of ``row``'s token, which ``conn``'s transaction consumed."""
-        expires_at = min(self.now + self.settings.refresh_token_expires, row.session_expires_at)
+        expires_at = self.refresh_expires_at(row)
         if not self.store.issue_successor(
             conn,
             row,

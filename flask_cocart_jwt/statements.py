@@ -89,6 +89,53 @@ class Statements:
             )
             .returning(t.c.id)
         )
+        # PostgreSQL: the whole rotation in one statement. The claim as above;
+        # the session touched (not if revoked, even meanwhile: its row lock
+        # waits for the revocation, then sees it); the successor inserted in
+        # the touched session. ``issued`` is 0 when nothing was inserted; the
+        # caller checks the claimed row and rolls back to refuse it.
+        claimed = self.claim.cte("claimed")
+        now = bindparam("b_now", type_=BigInteger())
+        access = func.least(
+            now + bindparam("b_access_life", type_=BigInteger()), claimed.c.session_expires_at
+        )
+        rotated_session = (
+            update(s)
+            .where(s.c.id == claimed.c.session_id, s.c.revoked_at.is_(None))
+            .values(
+                last_used_at=now,
+                access_expires_at=case(
+                    (s.c.access_expires_at < access, access), else_=s.c.access_expires_at
+                ),
+                dpop_jkt=func.coalesce(s.c.dpop_jkt, bindparam("b_jkt", type_=String())),
+            )
+            .returning(s.c.id)
+            .cte("rotated_session")
+        )
+        inserted = (
+            insert(t)
+            .from_select(
+                ["token_hash", "session_id", "parent_id", "created_at", "expires_at"],
+                select(
+                    bindparam("b_successor", type_=String()),
+                    rotated_session.c.id,
+                    claimed.c.id,
+                    now,
+                    func.least(
+                        now + bindparam("b_refresh_life", type_=BigInteger()),
+                        claimed.c.session_expires_at,
+                    ),
+                ).select_from(
+                    claimed.join(rotated_session, rotated_session.c.id == claimed.c.session_id)
+                ),
+            )
+            .returning(t.c.id)
+            .cte("inserted")
+        )
+        self.rotate = select(
+            *claimed.c,
+            select(func.count()).select_from(inserted).scalar_subquery().label("issued"),
+        )
         self.child = (
             select(t.c.used_at, t.c.expires_at)
             .join(s, s.c.id == t.c.session_id)

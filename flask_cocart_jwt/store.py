@@ -175,14 +175,11 @@ class Store:
     # -- refresh tokens ----------------------------------------------------
 
     def token_row(self, token_hash: str, conn: Connection | None = None) -> Any:
-        """The row of a refresh token joined with its session, or ``None``.
+        """The row of a refresh token joined with its session, or ``None``: ``id``,
+        ``session_id``, ``expires_at``, ``used_at``, ``identity``, ``session_expires_at``,
+        ``revoked_at``, ``ip``, ``user_agent``, ``dpop_jkt``.
 
-        Its columns: ``id``, ``session_id``, ``expires_at``, ``used_at``,
-        ``identity``, ``session_expires_at``, ``revoked_at``, ``ip``,
-        ``user_agent``, ``dpop_jkt``.
-
-        :param conn: read in this connection's transaction; else on a
-            connection of its own.
+        :param conn: read in this connection's transaction; else on its own.
         """
         query, params = self._statements.token_row, {"b_hash": token_hash}
         if conn is not None:
@@ -190,20 +187,33 @@ class Store:
         with self.read() as own:
             return own.execute(query, params).first()
 
-    def claim(self, conn: Connection, token_hash: str, *, now: int) -> Any:
-        """On PostgreSQL, consume an unused refresh token and return its row,
-        in one statement (``UPDATE ... RETURNING``).
+    def claim(
+        self,
+        conn: Connection,
+        token_hash: str,
+        successor_hash: str,
+        *,
+        now: int,
+        access_life: int,
+        refresh_life: int,
+        jkt: str | None,
+    ) -> Any:
+        """On PostgreSQL, rotate in one statement: consume the unused token
+        ``token_hash``, record the refresh on its session (as
+        :meth:`issue_successor`) and insert ``successor_hash``. Returns
+        :meth:`token_row`'s row (``used_at`` = ``now``) with ``issued``: 0 when
+        the session is revoked, or was meanwhile (nothing inserted).
 
-        The row is :meth:`token_row`'s, with ``used_at`` = ``now``. Nothing is
-        checked: the caller checks the row, and rolls ``conn``'s transaction
-        back to refuse it. ``None`` when no unused token has this hash (used
-        already, unknown), and on other databases: nothing was written, read
-        the row with :meth:`token_row` and :meth:`consume` it. (SQLite gained
-        nothing by it, and would take its write lock for every refused token.)
+        Nothing is checked: the caller checks the row, and rolls back to refuse
+        it. ``None`` when no unused token has this hash, and on other databases
+        (nothing written: use :meth:`token_row` and :meth:`consume`; SQLite gained
+        nothing by it, and would take its write lock for every refused token).
         """
         if conn.dialect.name != "postgresql":
             return None
-        return conn.execute(self._statements.claim, {"b_hash": token_hash, "b_now": now}).first()
+        params = {"b_hash": token_hash, "b_successor": successor_hash, "b_now": now}
+        params.update(b_access_life=access_life, b_refresh_life=refresh_life, b_jkt=jkt)
+        return conn.execute(self._statements.rotate, params).first()
 
     def consume(self, conn: Connection, token_id: int, *, now: int) -> bool:
         """Mark a token used, in ``conn``'s transaction, unless it is already.
@@ -246,16 +256,9 @@ class Store:
             return conn.execute(statements.touch_and_insert, params).first() is not None
         if conn.execute(statements.touch, params).rowcount != 1:
             return False
-        conn.execute(
-            statements.insert,
-            {
-                "token_hash": successor_hash,
-                "session_id": row.session_id,
-                "parent_id": row.id,
-                "created_at": now,
-                "expires_at": expires_at,
-            },
-        )
+        columns = {"token_hash": successor_hash, "session_id": row.session_id}
+        columns.update(parent_id=row.id, created_at=now, expires_at=expires_at)
+        conn.execute(statements.insert, columns)
         return True
 
     def child_of(self, parent_id: int, token_hash: str) -> Any:

@@ -6,12 +6,14 @@ fixture).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 from flask import Flask
 from sqlalchemy import event
@@ -245,9 +247,9 @@ def record_statements(app: Flask) -> tuple[list[str], Callable[[], None]]:
 
 
 def test_the_statements_of_a_refresh(new_app: AppFactory) -> None:
-    """On PostgreSQL a refresh consumes its token by the statement that reads
-    it (``UPDATE ... RETURNING``), then touches the session and inserts the
-    successor in one statement; elsewhere it reads, consumes, touches, inserts."""
+    """On PostgreSQL a refresh is one statement: it consumes its token by the
+    statement that reads it (``UPDATE ... RETURNING``), touches the session
+    and inserts the successor; elsewhere it reads, consumes, touches, inserts."""
     app = new_app()
     auth = AuthActions(app.test_client())
     tokens = auth.tokens()
@@ -258,7 +260,7 @@ def test_the_statements_of_a_refresh(new_app: AppFactory) -> None:
         stop()
     expected = {
         "sqlite": ["SELECT", "UPDATE", "UPDATE", "INSERT"],
-        "postgresql": ["UPDATE", "WITH"],
+        "postgresql": ["WITH"],  # claim, session and successor: one statement
         "mysql": ["SELECT", "UPDATE", "UPDATE", "INSERT"],
     }
     assert statements == expected[app_state(app).store.engine.dialect.name]
@@ -409,3 +411,45 @@ def test_user_loader_none_rejects_refresh(new_app: AppFactory) -> None:
     # Nothing was consumed: the token works again once the user is back.
     gone.clear()
     assert auth.refresh(tokens["refresh_token"]).status_code == 200
+
+
+def _waiting_for_a_lock(conn: Any) -> bool:
+    """Whether another transaction waits for a row lock (the refresh's)."""
+    if conn.dialect.name == "postgresql":
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    else:  # MariaDB: the refresh's session update, still running
+        query = (
+            "SELECT count(*) FROM information_schema.processlist "
+            "WHERE INSTR(info, 'UPDATE cocart_jwt_sessions SET last_used_at') = 1"
+        )
+    return bool(conn.exec_driver_sql(query).scalar())
+
+
+def test_a_revocation_holding_the_session_row_wins(server_app: Flask) -> None:
+    """A revocation that holds the session's row while the refresh runs: the
+    refresh waits for it, then sees it (revoke wins) and writes nothing."""
+    app = server_app
+    store = app_state(app).store
+    auth = AuthActions(app.test_client())
+    tokens = auth.tokens()
+    before = table_rows(app, "refresh_tokens")
+    sessions = store.tables.sessions
+    revoke = store.revocation(int(time.time()), "test").where(sessions.c.id == tokens["session_id"])
+    answers: list[Any] = []
+    others = sa.create_engine(store.engine.url)  # not the app's pool
+    with others.connect() as revoker, others.connect() as observer:
+        transaction = revoker.begin()
+        assert revoker.execute(revoke).rowcount == 1
+        token = tokens["refresh_token"]
+        refresh = threading.Thread(target=lambda: answers.append(auth.refresh(token)))
+        refresh.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_for_a_lock(observer) and time.monotonic() < deadline:
+            observer.rollback()  # a fresh snapshot for each look
+            time.sleep(0.01)
+        assert refresh.is_alive(), answers
+        transaction.commit()
+        refresh.join(10)
+    others.dispose()
+    assert_error(answers[0], 401, "invalid_refresh_token")
+    assert table_rows(app, "refresh_tokens") == before
