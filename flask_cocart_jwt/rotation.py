@@ -166,29 +166,9 @@ class _Refresh:
         if load_user is None:
             # The common case, read and rotate, is one transaction on one connection.
             with store.begin() as conn:
-                settings = self.settings
-                claimed = store.claim(
-                    conn,
-                    self.token_hash,
-                    hash_refresh_token(self.successor),
-                    now=self.now,
-                    access_life=settings.access_token_expires,
-                    refresh_life=settings.refresh_token_expires,
-                    jkt=self.jkt,
-                )
-                if claimed is not None:
-                    # Rotated first, checked next: a refusal raises out of
-                    # the transaction, whose rollback writes nothing.
-                    self.check_row(claimed)
-                    self.check_usable(claimed)
-                    if not claimed.issued:
-                        raise InvalidRefreshToken  # revoked meanwhile: revoke wins
-                    return self.outcome(
-                        claimed,
-                        self.refresh_expires_at(claimed),
-                        rotated=True,
-                        user=claimed.identity,
-                    )
+                rotation = self.rotate_in_one(conn, None)
+                if rotation is not None:
+                    return rotation
                 row = self.row(conn)  # used, unknown, or not PostgreSQL
                 if row.used_at is None:
                     self.check_usable(row)
@@ -201,7 +181,9 @@ class _Refresh:
                 self.check_usable(row)
                 user = load_user(row.identity)
                 with store.begin() as conn:
-                    rotation = self.consume(conn, row, user)
+                    rotation = self.rotate_in_one(conn, user)
+                    if rotation is None:  # not PostgreSQL, or lost a race
+                        rotation = self.consume(conn, row, user)
                 if rotation is not None:
                     return rotation
         if row.used_at is None:
@@ -209,6 +191,35 @@ class _Refresh:
         retry = self.reuse(row, on_reuse)
         user = row.identity if load_user is None else load_user(row.identity)
         return self.outcome(row, retry, rotated=False, user=user)
+
+    def rotate_in_one(self, conn: Any, user: Any) -> Rotation | None:
+        """On PostgreSQL, the rotation as one statement, then its checks; ``None``
+        when no unused token was claimed (used, unknown), and on other databases.
+
+        Rotated first, checked next: a refusal raises out of the transaction,
+        whose rollback writes nothing.
+
+        :param user: the loaded user; ``None``: the token's identity.
+        """
+        settings = self.settings
+        claimed = self.store.claim(
+            conn,
+            self.token_hash,
+            hash_refresh_token(self.successor),
+            now=self.now,
+            access_life=settings.access_token_expires,
+            refresh_life=settings.refresh_token_expires,
+            jkt=self.jkt,
+        )
+        if claimed is None:
+            return None
+        self.check_row(claimed)
+        self.check_usable(claimed)
+        if not claimed.issued:
+            raise InvalidRefreshToken  # revoked meanwhile: revoke wins
+        expires_at = self.refresh_expires_at(claimed)
+        user = claimed.identity if user is None else user
+        return self.outcome(claimed, expires_at, rotated=True, user=user)
 
     def revoke_if_replayed(self, on_reuse: ReuseHandler) -> bool:
         """Revoke the session if using the token now would be a replay; consume nothing."""

@@ -71,24 +71,6 @@ class Statements:
             .values(access_expires_at=later(s, "b_access"))
         )
         self.insert = insert(t)
-        # PostgreSQL: touch and insert in one statement (a data-modifying WITH).
-        # The successor takes its session id from the touched row: a session
-        # revoked meanwhile (not touched) gets no successor, and no row back.
-        touched = self.touch.returning(s.c.id).cte("touched")
-        self.touch_and_insert = (
-            insert(t)
-            .from_select(
-                ["token_hash", "session_id", "parent_id", "created_at", "expires_at"],
-                select(
-                    bindparam("b_hash", type_=String()),
-                    touched.c.id,
-                    bindparam("b_parent", type_=BigInteger()),
-                    bindparam("b_now", type_=BigInteger()),
-                    bindparam("b_expires", type_=BigInteger()),
-                ),
-            )
-            .returning(t.c.id)
-        )
         # PostgreSQL: the whole rotation in one statement. The claim as above;
         # the session touched (not if revoked, even meanwhile: its row lock
         # waits for the revocation, then sees it); the successor inserted in

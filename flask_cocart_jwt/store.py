@@ -235,8 +235,8 @@ class Store:
         jkt: str | None = None,
     ) -> bool:
         """Record the refresh on ``row``'s session and insert the successor of
-        its consumed token, in ``conn``'s transaction (one statement on
-        PostgreSQL, two elsewhere).
+        its consumed token, in ``conn``'s transaction (on PostgreSQL,
+        :meth:`claim` does both in its one statement).
 
         :param access_expires_at: the ``exp`` of the access token that will be
             issued with the successor; recorded with the session.
@@ -251,9 +251,6 @@ class Store:
             "b_access": access_expires_at,
             "b_jkt": jkt,
         }
-        if conn.dialect.name == "postgresql":  # one round trip instead of two
-            params.update(b_hash=successor_hash, b_parent=row.id, b_expires=expires_at)
-            return conn.execute(statements.touch_and_insert, params).first() is not None
         if conn.execute(statements.touch, params).rowcount != 1:
             return False
         columns = {"token_hash": successor_hash, "session_id": row.session_id}
