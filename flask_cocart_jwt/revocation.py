@@ -46,6 +46,10 @@ from .push import Push, Subscription, decode
 from .store import Store
 
 logger = logging.getLogger(__name__)
+#: The reconnect jitter's own generator: a library leaves the global one, which
+#: apps and tests seed, untouched (a listener thread reconnecting must not
+#: change it under them).
+_jitter = random.Random()  # noqa: S311 - jitter, not a secret
 
 
 class _Known:
@@ -278,7 +282,7 @@ def _listen(ref: weakref.ref[RevocationView], known: _Known, push: Push, lifetim
                         "Revocation push: no connection; polling until it is back", exc_info=True
                     )
                 failing = True
-            known.stop.wait(backoff * (0.5 + random.random()))  # noqa: S311 - jitter
+            known.stop.wait(backoff * (0.5 + _jitter.random()))
             backoff = min(backoff * 2, max_backoff)
     finally:
         with known.lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -284,3 +285,29 @@ def test_redis_down_slows_no_revocation(
         assert not app_state(app).revocations.pushing  # type: ignore[union-attr]
     finally:
         close_app(app)
+
+
+def test_a_reconnecting_listener_leaves_the_global_random_alone(
+    make_app: Callable[..., Flask],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reconnect jitter has its own generator: the global one, which apps
+    and tests seed (Hypothesis checks it), is not touched from a thread."""
+    random.seed(1234)
+    state = random.getstate()
+    app = make_app(
+        COCART_JWT_RATELIMIT_ENABLED=False,
+        COCART_JWT_RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{closed_port()}/0",
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="flask_cocart_jwt.revocation"):
+            auth = AuthActions(app.test_client())
+            assert auth.get("/me", auth.tokens()["access_token"]).status_code == 200
+            deadline = time.monotonic() + DEADLINE
+            while "no connection" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "no connection" in caplog.text
+            time.sleep(0.5)  # a few more failed attempts, each waiting with jitter
+    finally:
+        close_app(app)
+    assert random.getstate() == state
